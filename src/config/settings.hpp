@@ -1,0 +1,115 @@
+// settings.hpp — the one settings tree, as plain typed structs with their defaults. The option
+// table (options.cpp) maps every `section.key` to a member here; it feeds the TOML loader, the
+// environment, the command line, check-config and docs/configuration.md, so nothing drifts.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace saslguard::config {
+
+struct ServerSettings {
+  // "127.0.0.1:10040", "[::1]:10040", "unix:/var/spool/postfix/private/saslguard"
+  std::vector<std::string> listen{"127.0.0.1:10040"};
+  int threads = 0;  // 0 = number of cores
+  int max_connections = 4096;
+  int idle_timeout_s = 600;  // above Postfix's smtpd_policy_service_max_idle (300 s)
+  int shutdown_grace_ms = 5000;
+  std::string unix_socket_mode = "0660";
+  std::string unix_socket_owner;
+  std::string unix_socket_group;
+  std::string user;   // drop privileges to this user after binding
+  std::string group;  // and this group
+  std::string control_socket = "control.sock";  // relative to state.dir; "" disables it
+};
+
+struct ProtocolSettings {
+  int max_line_bytes = 16384;
+  int max_attributes = 256;
+  int max_request_bytes = 65536;
+  // Answer to a request that cannot be understood (bad line, wrong request type, too large).
+  std::string malformed_action = "DUNNO";
+};
+
+struct LogSettings {
+  std::string sink = "stderr";  // stderr | syslog | json
+  std::string level = "info";   // trace | debug | info | warn | error | off
+  std::string syslog_facility = "mail";
+  std::string syslog_ident = "saslguard";
+};
+
+struct IdentitySettings {
+  std::string source = "sasl_username";  // sasl_username | sender
+  bool strip_domain = false;             // user@example.org -> user (UVSQ policyd accounts)
+  // Requests without a SASL login: "skip" answers DUNNO without touching state; "evaluate"
+  // evaluates them under the sender address (only meaningful with source = sender).
+  std::string unauthenticated = "skip";
+};
+
+struct ListsSettings {
+  std::vector<std::string> allow_accounts;  // never evaluated
+  std::vector<std::string> allow_networks;  // client addresses/CIDRs never evaluated
+};
+
+struct RepliesSettings {
+  std::string reject_text = "5.7.1 Sending from this account is blocked; contact your support";
+  std::string defer_text = "4.7.1 Service temporarily unavailable; try again later";
+  std::string hold_text = "Message held for review";
+};
+
+struct RegistrySettings {
+  std::string action = "REJECT";  // answer for an account marked compromised: REJECT|DEFER|HOLD|DUNNO
+  std::string reply_text = "5.7.1 This account is blocked; contact your support";
+};
+
+struct StateSettings {
+  std::string backend = "embedded";
+  std::string dir = "/var/lib/saslguard";
+  int flush_interval_ms = 1000;        // counters written behind the request path at this pace
+  std::int64_t max_accounts = 2000000;  // tracked accounts held in memory at most
+  int idle_expiry_s = 172800;          // an account with no activity for this long is forgotten
+  std::int64_t lmdb_map_size_mb = 4096;
+};
+
+struct DecisionsSettings {
+  int recent = 10000;  // decision records kept in memory for the log and the API
+};
+
+// Every detector has these switches.
+struct DetectorSwitches {
+  bool enabled = true;
+  bool shadow = false;  // evaluated, logged and counted as "would have", never enforced
+  std::string action = "REJECT";
+  std::string reply_text;  // empty: the default text for the action
+};
+
+struct DenylistSettings : DetectorSwitches {
+  std::vector<std::string> accounts;
+  std::vector<std::string> senders;
+  std::vector<std::string> networks;
+};
+
+struct DetectorsSettings {
+  DenylistSettings denylist;
+};
+
+struct Settings {
+  ServerSettings server;
+  ProtocolSettings protocol;
+  LogSettings log;
+  IdentitySettings identity;
+  ListsSettings lists;
+  RepliesSettings replies;
+  RegistrySettings registry;
+  StateSettings state;
+  DecisionsSettings decisions;
+  DetectorsSettings detectors;
+
+  std::string source_path;  // the file these came from ("" for defaults only)
+};
+
+using SettingsPtr = std::shared_ptr<const Settings>;
+
+}  // namespace saslguard::config

@@ -1,0 +1,64 @@
+// metrics.hpp — every counter the daemon keeps, declared once in the lists below. Each thread
+// increments its own cache-line-aligned copy (no lock, no shared cache line on the request path);
+// readers sum all copies. Every degraded path (malformed input, fail-open, drop) has one.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <string_view>
+#include <vector>
+
+namespace saslguard::metrics {
+
+#define SASLGUARD_COUNTERS(X)                                                          \
+  X(requests_total, "policy requests answered")                                        \
+  X(replies_dunno_total, "requests answered DUNNO")                                    \
+  X(replies_hold_total, "requests answered HOLD")                                      \
+  X(replies_defer_total, "requests answered DEFER")                                    \
+  X(replies_reject_total, "requests answered REJECT")                                  \
+  X(unauthenticated_total, "requests skipped because no account was authenticated")   \
+  X(allowlisted_total, "requests skipped by an allow list")                            \
+  X(registry_hits_total, "requests refused because the account is marked compromised") \
+  X(marks_total, "new compromise marks")                                               \
+  X(shadow_verdicts_total, "verdicts not enforced because the detector is in shadow mode") \
+  X(malformed_total, "requests that failed to parse (bad line, wrong request type)")  \
+  X(oversized_total, "requests over a protocol size limit")                            \
+  X(truncated_total, "connections closed in the middle of a request")                  \
+  X(store_errors_total, "state store calls that failed (answered fail-open)")          \
+  X(connections_accepted_total, "connections accepted")                                \
+  X(connections_refused_total, "connections refused at the max_connections limit")     \
+  X(connections_idle_closed_total, "connections closed after the idle timeout")        \
+  X(reloads_total, "successful configuration reloads")                                 \
+  X(reload_failures_total, "configuration reloads rejected (old configuration kept)")  \
+  X(control_requests_total, "control socket commands served")
+
+struct alignas(64) Counters {
+#define SASLGUARD_COUNTER_FIELD(name, help) std::atomic<std::uint64_t> name{0};
+  SASLGUARD_COUNTERS(SASLGUARD_COUNTER_FIELD)
+#undef SASLGUARD_COUNTER_FIELD
+};
+
+// This thread's counters. Only this thread writes them, so increments are a relaxed load and
+// store, not a locked read-modify-write.
+Counters& local();
+
+inline void increment(std::atomic<std::uint64_t>& counter, std::uint64_t by = 1) {
+  counter.store(counter.load(std::memory_order_relaxed) + by, std::memory_order_relaxed);
+}
+#define SASLGUARD_COUNT(name) ::saslguard::metrics::increment(::saslguard::metrics::local().name)
+
+struct Sample {
+  std::string_view name;
+  std::string_view help;
+  std::uint64_t value;
+};
+// The sum over all threads of every counter, in declaration order.
+std::vector<Sample> snapshot();
+
+// Gauges owned elsewhere (connections open, ...) are plain atomics read directly.
+struct Gauges {
+  std::atomic<std::int64_t> connections_open{0};
+};
+Gauges& gauges();
+
+}  // namespace saslguard::metrics
