@@ -74,8 +74,8 @@ Result<void> setLevel(std::string_view level) {
 Result<void> init(const LogOptions& options) {
   std::shared_ptr<spdlog::logger> logger;
   if (options.sink == "stderr") {
-    logger = std::make_shared<spdlog::logger>(
-        "saslguard", std::make_shared<spdlog::sinks::stderr_sink_mt>());
+    logger = std::make_shared<spdlog::logger>("saslguard",
+                                              std::make_shared<spdlog::sinks::stderr_sink_mt>());
     logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e %l %v");
   } else if (options.sink == "syslog") {
     auto facility = facilityFromName(options.syslog_facility);
@@ -95,7 +95,9 @@ Result<void> init(const LogOptions& options) {
   return setLevel(options.level);
 }
 
-bool jsonMode() { return g_json_mode.load(std::memory_order_relaxed); }
+bool jsonMode() {
+  return g_json_mode.load(std::memory_order_relaxed);
+}
 
 }  // namespace log
 }  // namespace saslguard

@@ -53,7 +53,8 @@ Result<Network> parseNetwork(std::string_view text) {
   unsigned bits = maxBits;
   if (slash != std::string_view::npos) {
     const auto lengthText = text.substr(slash + 1);
-    auto [end, ec] = std::from_chars(lengthText.data(), lengthText.data() + lengthText.size(), bits);
+    auto [end, ec] =
+        std::from_chars(lengthText.data(), lengthText.data() + lengthText.size(), bits);
     if (ec != std::errc() || end != lengthText.data() + lengthText.size() || bits > maxBits) {
       return fail("bad prefix length in '" + std::string(text) + "'");
     }

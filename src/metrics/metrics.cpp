@@ -47,6 +47,8 @@ std::vector<Sample> snapshot() {
   return samples;
 }
 
-Gauges& gauges() { return registry().gauges; }
+Gauges& gauges() {
+  return registry().gauges;
+}
 
 }  // namespace saslguard::metrics

@@ -10,26 +10,26 @@
 
 namespace saslguard::metrics {
 
-#define SASLGUARD_COUNTERS(X)                                                          \
-  X(requests_total, "policy requests answered")                                        \
-  X(replies_dunno_total, "requests answered DUNNO")                                    \
-  X(replies_hold_total, "requests answered HOLD")                                      \
-  X(replies_defer_total, "requests answered DEFER")                                    \
-  X(replies_reject_total, "requests answered REJECT")                                  \
-  X(unauthenticated_total, "requests skipped because no account was authenticated")   \
-  X(allowlisted_total, "requests skipped by an allow list")                            \
-  X(registry_hits_total, "requests refused because the account is marked compromised") \
-  X(marks_total, "new compromise marks")                                               \
+#define SASLGUARD_COUNTERS(X)                                                              \
+  X(requests_total, "policy requests answered")                                            \
+  X(replies_dunno_total, "requests answered DUNNO")                                        \
+  X(replies_hold_total, "requests answered HOLD")                                          \
+  X(replies_defer_total, "requests answered DEFER")                                        \
+  X(replies_reject_total, "requests answered REJECT")                                      \
+  X(unauthenticated_total, "requests skipped because no account was authenticated")        \
+  X(allowlisted_total, "requests skipped by an allow list")                                \
+  X(registry_hits_total, "requests refused because the account is marked compromised")     \
+  X(marks_total, "new compromise marks")                                                   \
   X(shadow_verdicts_total, "verdicts not enforced because the detector is in shadow mode") \
-  X(malformed_total, "requests that failed to parse (bad line, wrong request type)")  \
-  X(oversized_total, "requests over a protocol size limit")                            \
-  X(truncated_total, "connections closed in the middle of a request")                  \
-  X(store_errors_total, "state store calls that failed (answered fail-open)")          \
-  X(connections_accepted_total, "connections accepted")                                \
-  X(connections_refused_total, "connections refused at the max_connections limit")     \
-  X(connections_idle_closed_total, "connections closed after the idle timeout")        \
-  X(reloads_total, "successful configuration reloads")                                 \
-  X(reload_failures_total, "configuration reloads rejected (old configuration kept)")  \
+  X(malformed_total, "requests that failed to parse (bad line, wrong request type)")       \
+  X(oversized_total, "requests over a protocol size limit")                                \
+  X(truncated_total, "connections closed in the middle of a request")                      \
+  X(store_errors_total, "state store calls that failed (answered fail-open)")              \
+  X(connections_accepted_total, "connections accepted")                                    \
+  X(connections_refused_total, "connections refused at the max_connections limit")         \
+  X(connections_idle_closed_total, "connections closed after the idle timeout")            \
+  X(reloads_total, "successful configuration reloads")                                     \
+  X(reload_failures_total, "configuration reloads rejected (old configuration kept)")      \
   X(control_requests_total, "control socket commands served")
 
 struct alignas(64) Counters {
