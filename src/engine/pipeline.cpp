@@ -1,0 +1,175 @@
+// pipeline.cpp — see pipeline.hpp. Everything the request path does is in decide(); the helpers
+// below only format and record.
+#include "engine/pipeline.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include "common/log.hpp"
+#include "common/strings.hpp"
+#include "engine/detectors/detectors.hpp"
+#include "metrics/metrics.hpp"
+
+namespace saslguard::engine {
+
+using protocol::Attr;
+
+Result<PipelinePtr> Pipeline::build(config::SettingsPtr settings, store::Store& store,
+                                    RecentDecisions& recent) {
+  IdentityResolver identity(settings->identity);
+  auto allow = AllowLists::build(settings->lists, identity);
+  if (!allow) return tl::unexpected(allow.error());
+  auto detectors = buildDetectors(*settings);
+  if (!detectors) return tl::unexpected(detectors.error());
+  if (!protocol::parseAction(settings->registry.action)) {
+    return fail("registry.action: unknown action '" + settings->registry.action + "'");
+  }
+  return PipelinePtr(new Pipeline(std::move(settings), store, recent, std::move(*allow),
+                                  std::move(*detectors)));
+}
+
+Pipeline::Pipeline(config::SettingsPtr settings, store::Store& store, RecentDecisions& recent,
+                   AllowLists allow, std::vector<ConfiguredDetector> detectors)
+    : settings_(std::move(settings)),
+      store_(store),
+      recent_(recent),
+      identity_(settings_->identity),
+      allow_(std::move(allow)),
+      detectors_(std::move(detectors)),
+      registry_action_(*protocol::parseAction(settings_->registry.action)) {}
+
+Action Pipeline::decide(const protocol::Request& request, TimePoint now, std::string& reply) const {
+  const auto started = std::chrono::steady_clock::now();
+
+  // 1. identity
+  const auto identity = identity_.resolve(request);
+  if (!identity) {
+    SASLGUARD_COUNT(unauthenticated_total);
+    protocol::appendReply(reply, Action::Dunno, {});
+    return Action::Dunno;
+  }
+  DecisionRecord record;
+  record.at = now;
+  record.account = identity->account;
+  record.stage = request.stage();
+  record.instance = request.get(Attr::instance);
+  record.client_address = request.get(Attr::client_address);
+
+  // 2. allow lists
+  if (!allow_.match(request, *identity).empty()) {
+    SASLGUARD_COUNT(allowlisted_total);
+    record.outcome = "allowlisted";
+    return finish(record, Action::Dunno, {}, started, reply);
+  }
+
+  // 3. registry and detector state, in one store call
+  const DetectorContext context{request, *identity, now};
+  store::Batch batch;
+  batch.account = identity->account;
+  struct Planned {
+    std::size_t counters_begin, counters_end, sets_begin, sets_end;
+  };
+  std::vector<Planned> planned(detectors_.size());
+  for (std::size_t i = 0; i < detectors_.size(); ++i) {
+    planned[i].counters_begin = batch.counters.size();
+    planned[i].sets_begin = batch.sets.size();
+    detectors_[i].detector->plan(context, batch);
+    planned[i].counters_end = batch.counters.size();
+    planned[i].sets_end = batch.sets.size();
+  }
+  auto state = store_.execute(batch, now);
+  if (!state) {
+    SASLGUARD_COUNT(store_errors_total);
+    spdlog::warn("state store failed for account={}: {} (answering {})",
+                 quoteForLog(identity->account), state.error().message,
+                 protocol::actionName(store_failure_action_));
+    record.outcome = "store-error";
+    return finish(record, store_failure_action_, defaultText(store_failure_action_), started,
+                  reply);
+  }
+  if (state->mark) {
+    SASLGUARD_COUNT(registry_hits_total);
+    record.outcome = "registry";
+    record.decided_by = "registry";
+    record.verdicts.push_back({"registry", registry_action_, state->mark->reason, false});
+    return finish(record, registry_action_, settings_->registry.reply_text, started, reply);
+  }
+
+  // 4. detectors
+  record.outcome = "evaluated";
+  std::optional<Verdict> winner;
+  for (std::size_t i = 0; i < detectors_.size(); ++i) {
+    const auto& p = planned[i];
+    const DetectorResults results{
+        std::span(state->counters).subspan(p.counters_begin, p.counters_end - p.counters_begin),
+        std::span(state->sets).subspan(p.sets_begin, p.sets_end - p.sets_begin)};
+    auto verdict = detectors_[i].detector->evaluate(context, results);
+    if (!verdict.hasOpinion()) continue;
+    const bool shadow = detectors_[i].shadow;
+    record.verdicts.push_back(
+        {std::string(verdict.detector), verdict.action, verdict.reason, shadow});
+    if (shadow) {
+      SASLGUARD_COUNT(shadow_verdicts_total);
+      continue;
+    }
+    if (!winner || verdict.action > winner->action) winner = std::move(verdict);
+  }
+
+  // 5. decide
+  if (!winner) return finish(record, Action::Dunno, {}, started, reply);
+  record.decided_by = std::string(winner->detector);
+  if (winner->mark) recordMark(*identity, *winner, request, now, record);
+  const auto text = winner->reply_text.empty() ? defaultText(winner->action)
+                                               : std::string_view(winner->reply_text);
+  return finish(record, winner->action, text, started, reply);
+}
+
+void Pipeline::recordMark(const Identity& identity, const Verdict& verdict,
+                          const protocol::Request& request, TimePoint now,
+                          DecisionRecord& record) const {
+  store::Mark mark;
+  mark.detector = std::string(verdict.detector);
+  mark.reason = verdict.reason;
+  mark.evidence = verdict.evidence;
+  mark.action = std::string(protocol::actionName(verdict.action));
+  mark.first_seen = now;
+  mark.last_seen = now;
+  auto outcome = store_.mark(identity.account, mark, now);
+  if (!outcome) {
+    SASLGUARD_COUNT(store_errors_total);
+    spdlog::error("could not record the compromise mark for account={} client={}: {}",
+                  quoteForLog(identity.account),
+                  quoteForLog(request.get(Attr::client_address)), outcome.error().message);
+    return;
+  }
+  if (outcome->is_new) {
+    SASLGUARD_COUNT(marks_total);
+    record.new_mark = true;
+  }
+}
+
+std::string_view Pipeline::defaultText(Action action) const {
+  switch (action) {
+    case Action::Reject: return settings_->replies.reject_text;
+    case Action::Defer: return settings_->replies.defer_text;
+    case Action::Hold: return settings_->replies.hold_text;
+    case Action::Dunno: return {};
+  }
+  return {};
+}
+
+Action Pipeline::finish(DecisionRecord& record, Action action, std::string_view text,
+                        std::chrono::steady_clock::time_point started, std::string& reply) const {
+  protocol::appendReply(reply, action, text);
+  record.action = action;
+  record.duration_us = static_cast<std::uint32_t>(
+      std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() -
+                                                            started)
+          .count());
+  const auto level = action == Action::Dunno && record.verdicts.empty() ? spdlog::level::debug
+                                                                         : spdlog::level::info;
+  if (spdlog::should_log(level)) spdlog::log(level, "{}", formatDecision(record, log::jsonMode()));
+  recent_.add(std::move(record));
+  return action;
+}
+
+}  // namespace saslguard::engine

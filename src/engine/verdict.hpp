@@ -1,0 +1,31 @@
+// verdict.hpp — what a detector concludes about one request, and the identity it was judged
+// under. A DUNNO verdict means "no opinion"; the most severe verdict decides the reply.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "protocol/reply.hpp"
+
+namespace saslguard::engine {
+
+using protocol::Action;
+
+// The account a request is attributed to, after normalisation (and later, LDAP mapping).
+struct Identity {
+  std::string account;
+  bool authenticated = false;  // came from sasl_username
+};
+
+struct Verdict {
+  Action action = Action::Dunno;
+  std::string_view detector;  // the detector's name (static storage)
+  std::string reason;         // one line for the log and the operator
+  std::string evidence;       // a JSON object with the details, for the registry and the API
+  std::string reply_text;     // empty: the default text for the action
+  bool mark = false;          // mark the account compromised when enforced
+
+  bool hasOpinion() const { return action != Action::Dunno; }
+};
+
+}  // namespace saslguard::engine
