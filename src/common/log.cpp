@@ -99,5 +99,19 @@ bool jsonMode() {
   return g_json_mode.load(std::memory_order_relaxed);
 }
 
+bool peerWarningAllowed() {
+  static std::atomic<std::int64_t> window_second{0};  // the process-wide log budget
+  static std::atomic<int> used{0};
+  constexpr int kPerSecond = 20;
+  const auto second = std::chrono::duration_cast<std::chrono::seconds>(
+                          std::chrono::steady_clock::now().time_since_epoch())
+                          .count();
+  auto current = window_second.load(std::memory_order_relaxed);
+  if (current != second && window_second.compare_exchange_strong(current, second)) {
+    used.store(0, std::memory_order_relaxed);
+  }
+  return used.fetch_add(1, std::memory_order_relaxed) < kPerSecond;
+}
+
 }  // namespace log
 }  // namespace saslguard

@@ -22,4 +22,9 @@ Result<void> init(const LogOptions& options);
 Result<void> setLevel(std::string_view level);
 bool jsonMode();
 
+// True when a warning caused by a peer (malformed input, refused connection) may be logged now:
+// at most 20 a second across the process, so a hostile peer cannot flood the log. The events
+// are always counted in metrics; only their log lines are thinned.
+bool peerWarningAllowed();
+
 }  // namespace saslguard::log

@@ -22,8 +22,8 @@ std::string formatDecision(const DecisionRecord& r, bool json) {
         R"("outcome":"{}","action":"{}","decided_by":"{}","new_mark":{},"duration_us":{},)"
         R"("at_ms":{},"verdicts":[{}]}})",
         jsonEscape(r.account), protocol::stageName(r.stage), jsonEscape(r.client_address),
-        jsonEscape(r.instance), r.outcome, protocol::actionName(r.action),
-        jsonEscape(r.decided_by), r.new_mark, r.duration_us, ms, verdicts);
+        jsonEscape(r.instance), r.outcome, protocol::actionName(r.action), jsonEscape(r.decided_by),
+        r.new_mark, r.duration_us, ms, verdicts);
   }
   std::string verdicts;
   for (const auto& v : r.verdicts) {
@@ -35,13 +35,14 @@ std::string formatDecision(const DecisionRecord& r, bool json) {
   for (const auto& v : r.verdicts) {
     if (!v.shadow && v.detector == r.decided_by) reason = v.reason;
   }
-  return fmt::format("decision account={} stage={} client={} instance={} action={} by={}{}{}{} us={}",
-                     quoteForLog(r.account), protocol::stageName(r.stage),
-                     quoteForLog(r.client_address), quoteForLog(r.instance),
-                     protocol::actionName(r.action), r.decided_by.empty() ? "-" : r.decided_by,
-                     reason.empty() ? "" : " reason=" + quoteForLog(reason),
-                     verdicts.empty() ? "" : " verdicts=" + verdicts,
-                     r.new_mark ? " mark=new" : "", r.duration_us);
+  return fmt::format(
+      "decision account={} stage={} client={} instance={} action={} by={}{}{}{} us={}",
+      quoteForLog(r.account), protocol::stageName(r.stage), quoteForLog(r.client_address),
+      quoteForLog(r.instance), protocol::actionName(r.action),
+      r.decided_by.empty() ? "-" : r.decided_by,
+      reason.empty() ? "" : " reason=" + quoteForLog(reason),
+      verdicts.empty() ? "" : " verdicts=" + verdicts, r.new_mark ? " mark=new" : "",
+      r.duration_us);
 }
 
 RecentDecisions::RecentDecisions(std::size_t capacity)

@@ -27,7 +27,7 @@ struct DecisionRecord {
   protocol::Stage stage = protocol::Stage::Unknown;
   std::string instance;
   std::string client_address;
-  std::string outcome;  // evaluated | allowlisted | registry | store-error
+  std::string outcome;                  // evaluated | allowlisted | registry | store-error
   std::vector<VerdictRecord> verdicts;  // only verdicts with an opinion
   Action action = Action::Dunno;
   std::string decided_by;  // detector name, "registry", or empty

@@ -33,7 +33,8 @@ class Detector {
   virtual std::string_view name() const = 0;
   // Adds this request's counter and set operations to the batch (none by default).
   virtual void plan(const DetectorContext&, store::Batch&) const {}
-  virtual Verdict evaluate(const DetectorContext& context, const DetectorResults& results) const = 0;
+  virtual Verdict evaluate(const DetectorContext& context,
+                           const DetectorResults& results) const = 0;
 };
 
 using DetectorPtr = std::unique_ptr<const Detector>;

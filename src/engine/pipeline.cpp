@@ -23,8 +23,8 @@ Result<PipelinePtr> Pipeline::build(config::SettingsPtr settings, store::Store& 
   if (!protocol::parseAction(settings->registry.action)) {
     return fail("registry.action: unknown action '" + settings->registry.action + "'");
   }
-  return PipelinePtr(new Pipeline(std::move(settings), store, recent, std::move(*allow),
-                                  std::move(*detectors)));
+  return PipelinePtr(
+      new Pipeline(std::move(settings), store, recent, std::move(*allow), std::move(*detectors)));
 }
 
 Pipeline::Pipeline(config::SettingsPtr settings, store::Store& store, RecentDecisions& recent,
@@ -137,8 +137,8 @@ void Pipeline::recordMark(const Identity& identity, const Verdict& verdict,
   if (!outcome) {
     SASLGUARD_COUNT(store_errors_total);
     spdlog::error("could not record the compromise mark for account={} client={}: {}",
-                  quoteForLog(identity.account),
-                  quoteForLog(request.get(Attr::client_address)), outcome.error().message);
+                  quoteForLog(identity.account), quoteForLog(request.get(Attr::client_address)),
+                  outcome.error().message);
     return;
   }
   if (outcome->is_new) {
@@ -149,10 +149,14 @@ void Pipeline::recordMark(const Identity& identity, const Verdict& verdict,
 
 std::string_view Pipeline::defaultText(Action action) const {
   switch (action) {
-    case Action::Reject: return settings_->replies.reject_text;
-    case Action::Defer: return settings_->replies.defer_text;
-    case Action::Hold: return settings_->replies.hold_text;
-    case Action::Dunno: return {};
+    case Action::Reject:
+      return settings_->replies.reject_text;
+    case Action::Defer:
+      return settings_->replies.defer_text;
+    case Action::Hold:
+      return settings_->replies.hold_text;
+    case Action::Dunno:
+      return {};
   }
   return {};
 }
@@ -161,12 +165,12 @@ Action Pipeline::finish(DecisionRecord& record, Action action, std::string_view 
                         std::chrono::steady_clock::time_point started, std::string& reply) const {
   protocol::appendReply(reply, action, text);
   record.action = action;
-  record.duration_us = static_cast<std::uint32_t>(
-      std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() -
-                                                            started)
-          .count());
+  record.duration_us =
+      static_cast<std::uint32_t>(std::chrono::duration_cast<std::chrono::microseconds>(
+                                     std::chrono::steady_clock::now() - started)
+                                     .count());
   const auto level = action == Action::Dunno && record.verdicts.empty() ? spdlog::level::debug
-                                                                         : spdlog::level::info;
+                                                                        : spdlog::level::info;
   if (spdlog::should_log(level)) spdlog::log(level, "{}", formatDecision(record, log::jsonMode()));
   recent_.add(std::move(record));
   return action;

@@ -33,8 +33,8 @@ class Pipeline {
            AllowLists allow, std::vector<ConfiguredDetector> detectors);
 
   std::string_view defaultText(Action action) const;
-  void recordMark(const Identity& identity, const Verdict& verdict, const protocol::Request& request,
-                  TimePoint now, DecisionRecord& record) const;
+  void recordMark(const Identity& identity, const Verdict& verdict,
+                  const protocol::Request& request, TimePoint now, DecisionRecord& record) const;
   Action finish(DecisionRecord& record, Action action, std::string_view text,
                 std::chrono::steady_clock::time_point started, std::string& reply) const;
 

@@ -1,0 +1,66 @@
+// config_commands.cpp — `serve`, `check-config`, `config-docs` and `version`: the subcommands that
+// take the configuration flags.
+#include <iostream>
+#include <memory>
+
+#include "cli/commands.hpp"
+#include "config/loader.hpp"
+#include "server/daemon.hpp"
+
+namespace saslguard::cli {
+
+Command addServe(CLI::App& app) {
+  auto* serve = app.add_subcommand("serve", "run the policy server (the daemon)");
+  auto request = std::make_shared<config::LoadRequest>();
+  config::addFlags(*serve, *request);
+  return [request] {
+    request->environment = config::currentEnvironment();
+    return server::runDaemon(*request);
+  };
+}
+
+Command addCheckConfig(CLI::App& app) {
+  auto* check = app.add_subcommand(
+      "check-config",
+      "validate the configuration and print the effective settings (secrets masked)");
+  auto request = std::make_shared<config::LoadRequest>();
+  config::addFlags(*check, *request);
+  auto quiet = std::make_shared<bool>(false);
+  check->add_flag("-q,--quiet", *quiet, "print nothing when the configuration is valid");
+  return [request, quiet] {
+    request->environment = config::currentEnvironment();
+    auto settings = config::load(*request);
+    if (!settings) {
+      std::cerr << settings.error().text() << "\n";
+      return 1;
+    }
+    if (!*quiet) {
+      std::cout << "# effective configuration from "
+                << (settings->source_path.empty() ? "built-in defaults" : settings->source_path)
+                << " (with environment and flags applied)\n"
+                << config::effectiveToml(*settings);
+    }
+    return 0;
+  };
+}
+
+Command addConfigDocs(CLI::App& app) {
+  auto* docs = app.add_subcommand(
+      "config-docs", "print docs/configuration.md (or, with --sample, the sample file)");
+  auto sample = std::make_shared<bool>(false);
+  docs->add_flag("--sample", *sample, "print etc/saslguard.toml instead");
+  return [sample] {
+    std::cout << (*sample ? config::sampleToml() : config::markdownReference());
+    return 0;
+  };
+}
+
+Command addVersion(CLI::App& app) {
+  app.add_subcommand("version", "print the version");
+  return [] {
+    std::cout << "saslguard " << SASLGUARD_VERSION << "\n";
+    return 0;
+  };
+}
+
+}  // namespace saslguard::cli

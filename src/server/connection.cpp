@@ -1,0 +1,136 @@
+// connection.cpp — see connection.hpp. The buffer holds at most one request's limit plus one read;
+// the parser discards anything larger, so a peer cannot make it grow without bound.
+#include "server/connection.hpp"
+
+#include <spdlog/spdlog.h>
+#include <boost/asio/read.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+
+#include "common/log.hpp"
+#include "metrics/metrics.hpp"
+#include "server/policy_server.hpp"
+
+namespace saslguard::server {
+namespace {
+
+constexpr std::size_t kReadChunk = 16384;
+
+void countReply(protocol::Action action) {
+  auto& counters = metrics::local();
+  metrics::increment(counters.requests_total);
+  switch (action) {
+    case protocol::Action::Dunno:
+      metrics::increment(counters.replies_dunno_total);
+      break;
+    case protocol::Action::Hold:
+      metrics::increment(counters.replies_hold_total);
+      break;
+    case protocol::Action::Defer:
+      metrics::increment(counters.replies_defer_total);
+      break;
+    case protocol::Action::Reject:
+      metrics::increment(counters.replies_reject_total);
+      break;
+  }
+}
+
+}  // namespace
+
+Connection::Connection(Socket socket, Worker& worker, std::atomic<std::int64_t>& open_count)
+    : socket_(std::move(socket)),
+      worker_(worker),
+      open_count_(open_count),
+      parser_(worker.limits.protocol),
+      last_activity_(std::chrono::steady_clock::now()) {
+  metrics::gauges().connections_open.fetch_add(1, std::memory_order_relaxed);
+}
+
+Connection::~Connection() {
+  open_count_.fetch_sub(1, std::memory_order_relaxed);
+  metrics::gauges().connections_open.fetch_sub(1, std::memory_order_relaxed);
+}
+
+void Connection::close() {
+  boost::system::error_code ignored;
+  socket_.shutdown(Socket::shutdown_both, ignored);
+  socket_.close(ignored);
+}
+
+// Answers every complete request at the front of `input`; `consumed` says how much was used.
+void Connection::answer(std::string_view input, std::size_t& consumed) {
+  const auto& pipeline = *worker_.pipeline;
+  for (;;) {
+    const auto outcome = parser_.parse(input.substr(consumed), request_);
+    switch (outcome.status) {
+      case protocol::ParseStatus::Complete:
+        countReply(pipeline.decide(request_, Clock::now(), output_));
+        break;
+      case protocol::ParseStatus::Malformed:
+      case protocol::ParseStatus::Oversized: {
+        const bool oversized = outcome.status == protocol::ParseStatus::Oversized;
+        if (oversized) {
+          SASLGUARD_COUNT(oversized_total);
+        } else {
+          SASLGUARD_COUNT(malformed_total);
+        }
+        if (log::peerWarningAllowed()) {
+          spdlog::warn("{} policy request: {} (answered {})", oversized ? "oversized" : "malformed",
+                       outcome.problem, protocol::actionName(worker_.limits.malformed_action));
+        }
+        protocol::appendReply(output_, worker_.limits.malformed_action, {});
+        countReply(worker_.limits.malformed_action);
+        break;
+      }
+      case protocol::ParseStatus::NeedMore:
+        break;
+    }
+    consumed += outcome.consumed;
+    if (outcome.status == protocol::ParseStatus::NeedMore && outcome.consumed == 0) return;
+  }
+}
+
+asio::awaitable<void> Connection::run() {
+  const auto self = shared_from_this();  // lives in the coroutine frame until it ends
+  try {
+    for (;;) {
+      std::size_t consumed = 0;
+      answer(input_, consumed);
+      input_.erase(0, consumed);
+      waiting_for_request_ = input_.empty() && !parser_.inRequest();
+      if (!output_.empty()) {
+        co_await asio::async_write(socket_, asio::buffer(output_), asio::use_awaitable);
+        output_.clear();
+      }
+      if (worker_.stopping && waiting_for_request_) break;
+
+      const auto size = input_.size();
+      input_.resize(size + kReadChunk);
+      boost::system::error_code ec;
+      const auto n =
+          co_await socket_.async_read_some(asio::buffer(input_.data() + size, kReadChunk),
+                                           asio::redirect_error(asio::use_awaitable, ec));
+      input_.resize(size + n);
+      if (ec) throw boost::system::system_error(ec);
+      last_activity_ = std::chrono::steady_clock::now();
+    }
+  } catch (const boost::system::system_error& e) {
+    const bool halfway = !input_.empty() || parser_.inRequest();
+    if (halfway && e.code() == asio::error::eof) {
+      SASLGUARD_COUNT(truncated_total);
+      if (log::peerWarningAllowed()) {
+        spdlog::warn("policy connection closed in the middle of a request ({} bytes unanswered)",
+                     input_.size());
+      }
+    } else if (e.code() != asio::error::eof && e.code() != asio::error::operation_aborted &&
+               e.code() != asio::error::connection_reset &&
+               e.code() != asio::error::bad_descriptor) {
+      spdlog::debug("policy connection error: {}", e.code().message());
+    }
+  }
+  close();
+  worker_.connections.erase(self);
+}
+
+}  // namespace saslguard::server

@@ -1,0 +1,44 @@
+// connection.hpp — one Postfix policy connection: read bytes, answer every complete request in
+// order (pipelined requests are answered in one write), keep the connection until the peer
+// closes it, it idles out, or the server stops.
+#pragma once
+
+#include <boost/asio/awaitable.hpp>
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include "protocol/parser.hpp"
+#include "server/endpoint.hpp"
+
+namespace saslguard::server {
+
+struct Worker;
+
+class Connection : public std::enable_shared_from_this<Connection> {
+ public:
+  Connection(Socket socket, Worker& worker, std::atomic<std::int64_t>& open_count);
+  ~Connection();
+
+  asio::awaitable<void> run();
+
+  // True while the connection waits for a new request with nothing half received.
+  bool idle() const { return waiting_for_request_; }
+  std::chrono::steady_clock::time_point lastActivity() const { return last_activity_; }
+  void close();
+
+ private:
+  void answer(std::string_view input, std::size_t& consumed);
+
+  Socket socket_;
+  Worker& worker_;
+  std::atomic<std::int64_t>& open_count_;
+  protocol::RequestParser parser_;
+  protocol::Request request_;
+  std::string input_;
+  std::string output_;
+  bool waiting_for_request_ = true;
+  std::chrono::steady_clock::time_point last_activity_;
+};
+
+}  // namespace saslguard::server

@@ -1,0 +1,234 @@
+// control.cpp — see control.hpp.
+#include "server/control.hpp"
+
+#include <pwd.h>
+#include <sys/socket.h>
+
+#include <spdlog/spdlog.h>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/read_until.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/streambuf.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+
+#include "common/strings.hpp"
+#include "metrics/metrics.hpp"
+
+namespace saslguard::server {
+
+namespace json = boost::json;
+
+constexpr std::size_t kMaxCommandBytes = 65536;
+
+json::object markToJson(const store::Mark& mark) {
+  json::object out;
+  out["detector"] = mark.detector;
+  out["reason"] = mark.reason;
+  boost::system::error_code ec;
+  auto evidence = json::parse(mark.evidence, ec);
+  if (ec || mark.evidence.empty()) {
+    out["evidence"] = mark.evidence;
+  } else {
+    out["evidence"] = evidence;
+  }
+  out["action"] = mark.action;
+  out["first_seen_ms"] = toUnixMs(mark.first_seen);
+  out["last_seen_ms"] = toUnixMs(mark.last_seen);
+  out["hits"] = mark.hits;
+  if (mark.expires) {
+    out["expires_ms"] = toUnixMs(*mark.expires);
+  } else {
+    out["expires_ms"] = nullptr;
+  }
+  return out;
+}
+
+json::object accountViewToJson(const store::AccountView& view) {
+  json::object out;
+  out["account"] = view.account;
+  out["mark"] = view.mark ? json::value(markToJson(*view.mark)) : json::value(nullptr);
+  json::array counters;
+  for (const auto& c : view.counters) {
+    counters.push_back(
+        json::object{{"name", c.name}, {"window_s", c.window_s}, {"total", c.total}});
+  }
+  out["counters"] = std::move(counters);
+  json::array sets;
+  for (const auto& s : view.sets) {
+    json::array entries;
+    for (const auto& e : s.entries) {
+      entries.push_back(json::object{{"value", e.value}, {"last_seen_ms", toUnixMs(e.last_seen)}});
+    }
+    sets.push_back(json::object{{"name", s.name}, {"entries", std::move(entries)}});
+  }
+  out["sets"] = std::move(sets);
+  json::array audit;
+  for (const auto& a : view.audit) {
+    audit.push_back(json::object{{"at_ms", toUnixMs(a.at)},
+                                 {"event", a.event},
+                                 {"by", a.by},
+                                 {"reason", a.reason},
+                                 {"evidence", a.evidence}});
+  }
+  out["audit"] = std::move(audit);
+  return out;
+}
+
+static json::object failure(std::string message) {
+  return json::object{{"ok", false}, {"error", std::move(message)}};
+}
+
+static std::string stringField(const json::object& object, std::string_view name) {
+  const auto* value = object.if_contains(name);
+  if (value == nullptr || !value->is_string()) return {};
+  return std::string(value->as_string());
+}
+
+json::object executeControl(const json::object& command, store::Store& store,
+                            const std::string& caller) {
+  const auto name = stringField(command, "command");
+  const auto now = Clock::now();
+  if (name == "accounts.list") {
+    std::size_t limit = 1000;
+    if (const auto* l = command.if_contains("limit"); l != nullptr && l->is_int64()) {
+      limit = static_cast<std::size_t>(std::clamp<std::int64_t>(l->as_int64(), 1, 100000));
+    }
+    auto marks = store.listMarks(stringField(command, "after"), limit, now);
+    if (!marks) return failure(marks.error().message);
+    json::array accounts;
+    for (const auto& [account, mark] : *marks) {
+      auto entry = markToJson(mark);
+      entry["account"] = account;
+      accounts.push_back(std::move(entry));
+    }
+    return json::object{{"ok", true}, {"accounts", std::move(accounts)}};
+  }
+  if (name == "accounts.show") {
+    const auto account = stringField(command, "account");
+    if (account.empty()) return failure("accounts.show needs an account");
+    auto view = store.view(account, now);
+    if (!view) return failure(view.error().message);
+    return json::object{{"ok", true}, {"account", accountViewToJson(*view)}};
+  }
+  if (name == "accounts.clear") {
+    const auto account = stringField(command, "account");
+    if (account.empty()) return failure("accounts.clear needs an account");
+    const auto reason = stringField(command, "reason");
+    auto cleared = store.clear(account, store::ClearInfo{caller, reason}, now);
+    if (!cleared) return failure(cleared.error().message);
+    if (*cleared) {
+      spdlog::info("account={} cleared by {} reason={}", quoteForLog(account), caller,
+                   quoteForLog(reason));
+    }
+    return json::object{{"ok", true}, {"cleared", *cleared}};
+  }
+  if (name == "stats") {
+    json::object counters;
+    for (const auto& sample : metrics::snapshot()) counters[sample.name] = sample.value;
+    const auto stats = store.stats();
+    counters["store_accounts"] = stats.accounts;
+    counters["store_marks"] = stats.marks;
+    counters["store_evicted"] = stats.evicted;
+    counters["store_flushes"] = stats.flushes;
+    counters["store_flush_errors"] = stats.flush_errors;
+    counters["connections_open"] = metrics::gauges().connections_open.load();
+    return json::object{{"ok", true}, {"stats", std::move(counters)}};
+  }
+  return failure("unknown command '" + name + "'");
+}
+
+Result<std::unique_ptr<ControlServer>> ControlServer::open(asio::io_context& context,
+                                                           const std::string& path,
+                                                           store::Store& store) {
+  auto address = parseListenAddress("unix:" + path);
+  if (!address) return tl::unexpected(address.error());
+  auto acceptor = bindListener(context, *address, UnixSocketOptions{"0600", "", ""}, 16);
+  if (!acceptor) return tl::unexpected(acceptor.error());
+  std::unique_ptr<ControlServer> server(new ControlServer(std::move(*acceptor), path, store));
+  asio::co_spawn(context, server->acceptLoop(), asio::detached);
+  return server;
+}
+
+ControlServer::ControlServer(Acceptor acceptor, std::string path, store::Store& store)
+    : acceptor_(std::move(acceptor)), path_(std::move(path)), store_(store) {}
+
+ControlServer::~ControlServer() {
+  close();
+}
+
+void ControlServer::close() {
+  if (!acceptor_.is_open()) return;
+  boost::system::error_code ignored;
+  acceptor_.close(ignored);
+  ::unlink(path_.c_str());
+}
+
+asio::awaitable<void> ControlServer::acceptLoop() {
+  for (;;) {
+    Socket socket(acceptor_.get_executor());
+    boost::system::error_code ec;
+    co_await acceptor_.async_accept(socket, asio::redirect_error(asio::use_awaitable, ec));
+    if (ec == asio::error::operation_aborted || !acceptor_.is_open()) co_return;
+    if (ec) continue;
+    asio::co_spawn(acceptor_.get_executor(), serve(std::move(socket)), asio::detached);
+  }
+}
+
+static std::string peerName(Socket& socket) {
+  ucred credentials{};
+  socklen_t length = sizeof(credentials);
+  if (::getsockopt(socket.native_handle(), SOL_SOCKET, SO_PEERCRED, &credentials, &length) != 0) {
+    return "control:unknown";
+  }
+  const auto* pw = ::getpwuid(credentials.uid);
+  return "control:" +
+         (pw != nullptr ? std::string(pw->pw_name) : "uid" + std::to_string(credentials.uid));
+}
+
+asio::awaitable<void> ControlServer::serve(Socket socket) {
+  const auto caller = peerName(socket);
+  asio::streambuf buffer(kMaxCommandBytes);
+  try {
+    for (;;) {
+      const auto n = co_await asio::async_read_until(socket, buffer, '\n', asio::use_awaitable);
+      std::string line(asio::buffers_begin(buffer.data()), asio::buffers_begin(buffer.data()) + n);
+      buffer.consume(n);
+      SASLGUARD_COUNT(control_requests_total);
+      boost::system::error_code ec;
+      auto parsed = json::parse(line, ec);
+      json::object answer;
+      if (ec || !parsed.is_object()) {
+        answer = failure("a command is one JSON object on one line");
+      } else {
+        answer = executeControl(parsed.as_object(), store_, caller);
+      }
+      auto text = json::serialize(answer) + "\n";
+      co_await asio::async_write(socket, asio::buffer(text), asio::use_awaitable);
+    }
+  } catch (const boost::system::system_error&) {
+    // peer closed, or a command over the size limit: nothing to clean up but the socket
+  }
+}
+
+Result<json::object> controlRequest(const std::string& path, const json::object& command) {
+  asio::io_context context;
+  asio::local::stream_protocol::socket socket(context);
+  boost::system::error_code ec;
+  socket.connect(asio::local::stream_protocol::endpoint(path), ec);
+  if (ec) return fail("cannot reach the daemon at " + path + ": " + ec.message());
+  const auto text = json::serialize(command) + "\n";
+  asio::write(socket, asio::buffer(text), ec);
+  if (ec) return fail("writing to " + path + ": " + ec.message());
+  asio::streambuf buffer(16 * 1024 * 1024);
+  const auto n = asio::read_until(socket, buffer, '\n', ec);
+  if (ec) return fail("reading from " + path + ": " + ec.message());
+  std::string line(asio::buffers_begin(buffer.data()), asio::buffers_begin(buffer.data()) + n);
+  auto parsed = json::parse(line, ec);
+  if (ec || !parsed.is_object()) return fail("the daemon's answer is not a JSON object");
+  return parsed.as_object();
+}
+
+}  // namespace saslguard::server

@@ -1,0 +1,46 @@
+// control.hpp — the local control socket (a unix socket in the state directory, mode 0600) through
+// which `saslguard accounts ...` talks to a running daemon: one JSON object per line each way.
+// The peer's uid (SO_PEERCRED) is recorded as who cleared a mark.
+#pragma once
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/json.hpp>
+#include <string>
+
+#include "common/result.hpp"
+#include "server/endpoint.hpp"
+#include "store/store.hpp"
+
+namespace saslguard::server {
+
+// JSON forms shared by the control socket and the CLI's direct (stopped daemon) mode.
+boost::json::object markToJson(const store::Mark& mark);
+boost::json::object accountViewToJson(const store::AccountView& view);
+
+// Executes one control command against `store`. `caller` names who asked (for the audit trail).
+boost::json::object executeControl(const boost::json::object& command, store::Store& store,
+                                   const std::string& caller);
+
+class ControlServer {
+ public:
+  static Result<std::unique_ptr<ControlServer>> open(asio::io_context& context,
+                                                     const std::string& path, store::Store& store);
+  ~ControlServer();
+  void close();
+
+ private:
+  ControlServer(Acceptor acceptor, std::string path, store::Store& store);
+  asio::awaitable<void> acceptLoop();
+  asio::awaitable<void> serve(Socket socket);
+
+  Acceptor acceptor_;
+  std::string path_;
+  store::Store& store_;
+};
+
+// Client side: sends one command, returns the daemon's answer.
+Result<boost::json::object> controlRequest(const std::string& path,
+                                           const boost::json::object& command);
+
+}  // namespace saslguard::server

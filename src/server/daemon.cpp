@@ -1,0 +1,254 @@
+// daemon.cpp — see daemon.hpp. The main thread runs the accept/control/signal event loop; worker
+// threads run the policy connections (policy_server.cpp).
+#include "server/daemon.hpp"
+
+#include <signal.h>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <spdlog/spdlog.h>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <filesystem>
+#include <iostream>
+
+#include "common/log.hpp"
+#include "engine/pipeline.hpp"
+#include "metrics/metrics.hpp"
+#include "server/control.hpp"
+#include "server/policy_server.hpp"
+#include "server/privileges.hpp"
+#include "server/systemd.hpp"
+#include "store/embedded_store.hpp"
+
+namespace saslguard::server {
+namespace {
+
+log::LogOptions logOptions(const config::LogSettings& settings) {
+  return {settings.sink, settings.level, settings.syslog_facility, settings.syslog_ident};
+}
+
+ServerLimits serverLimits(const config::Settings& settings) {
+  ServerLimits limits;
+  limits.protocol.max_line_bytes = static_cast<std::size_t>(settings.protocol.max_line_bytes);
+  limits.protocol.max_attributes = static_cast<std::size_t>(settings.protocol.max_attributes);
+  limits.protocol.max_request_bytes = static_cast<std::size_t>(settings.protocol.max_request_bytes);
+  limits.malformed_action =
+      protocol::parseAction(settings.protocol.malformed_action).value_or(protocol::Action::Dunno);
+  limits.max_connections = settings.server.max_connections;
+  limits.idle_timeout_s = settings.server.idle_timeout_s;
+  return limits;
+}
+
+std::string controlSocketPath(const config::Settings& settings) {
+  const auto& name = settings.server.control_socket;
+  if (name.empty()) return {};
+  if (name.front() == '/') return name;
+  return (std::filesystem::path(settings.state.dir) / name).string();
+}
+
+// Options that a reload cannot change; a changed one is reported and keeps its old value.
+void warnAboutRestartOnlyChanges(const config::Settings& old, const config::Settings& fresh) {
+  const auto warn = [](std::string_view key) {
+    spdlog::warn("reload: {} changed; it takes effect only after a restart", key);
+  };
+  if (old.server.listen != fresh.server.listen) warn("server.listen");
+  if (old.server.threads != fresh.server.threads) warn("server.threads");
+  if (old.server.user != fresh.server.user || old.server.group != fresh.server.group) {
+    warn("server.user/server.group");
+  }
+  if (old.server.control_socket != fresh.server.control_socket) warn("server.control_socket");
+  if (old.state.dir != fresh.state.dir || old.state.backend != fresh.state.backend ||
+      old.state.flush_interval_ms != fresh.state.flush_interval_ms ||
+      old.state.max_accounts != fresh.state.max_accounts ||
+      old.state.idle_expiry_s != fresh.state.idle_expiry_s ||
+      old.state.lmdb_map_size_mb != fresh.state.lmdb_map_size_mb) {
+    warn("state.*");
+  }
+  if (old.log.sink != fresh.log.sink || old.log.syslog_facility != fresh.log.syslog_facility ||
+      old.log.syslog_ident != fresh.log.syslog_ident) {
+    warn("log.sink/log.syslog_*");
+  }
+  if (old.decisions.recent != fresh.decisions.recent) warn("decisions.recent");
+}
+
+std::string detectorNames(const config::Settings& settings) {
+  std::vector<std::string> names;
+  if (settings.detectors.denylist.enabled) {
+    names.push_back(settings.detectors.denylist.shadow ? "denylist(shadow)" : "denylist");
+  }
+  return names.empty() ? "none" : fmt::format("{}", fmt::join(names, ","));
+}
+
+class Daemon {
+ public:
+  explicit Daemon(config::LoadRequest request) : request_(std::move(request)) {}
+
+  int run() {
+    auto loaded = config::load(request_);
+    if (!loaded) {
+      std::cerr << loaded.error().text() << "\n";
+      return kExitConfig;
+    }
+    settings_ = std::make_shared<const config::Settings>(std::move(*loaded));
+    if (auto logged = log::init(logOptions(settings_->log)); !logged) {
+      std::cerr << "saslguard: " << logged.error().message << "\n";
+      return kExitConfig;
+    }
+    ::signal(SIGPIPE, SIG_IGN);
+
+    // Listeners first: a unix socket in the Postfix chroot may need root to create.
+    std::vector<Acceptor> acceptors;
+    std::vector<std::string> bound;
+    const UnixSocketOptions unixOptions{settings_->server.unix_socket_mode,
+                                        settings_->server.unix_socket_owner,
+                                        settings_->server.unix_socket_group};
+    for (const auto& text : settings_->server.listen) {
+      auto address = parseListenAddress(text);
+      if (!address) return startupFailure(address.error().message, kExitConfig);
+      auto acceptor = bindListener(main_context_, *address, unixOptions);
+      if (!acceptor) return startupFailure(acceptor.error().message, kExitFailure);
+      bound.push_back(describeLocal(*acceptor, *address));
+      acceptors.push_back(std::move(*acceptor));
+    }
+    if (auto dropped = dropPrivileges(settings_->server.user, settings_->server.group); !dropped) {
+      return startupFailure(dropped.error().message, kExitFailure);
+    }
+
+    store::EmbeddedStoreOptions storeOptions;
+    storeOptions.dir = settings_->state.dir;
+    storeOptions.flush_interval_ms = settings_->state.flush_interval_ms;
+    storeOptions.max_accounts = settings_->state.max_accounts;
+    storeOptions.idle_expiry_s = settings_->state.idle_expiry_s;
+    storeOptions.map_size_mb = settings_->state.lmdb_map_size_mb;
+    auto opened = store::EmbeddedStore::open(storeOptions);
+    if (!opened) return startupFailure(opened.error().message, kExitFailure);
+    store_ = std::move(*opened);
+
+    recent_ = std::make_unique<engine::RecentDecisions>(
+        static_cast<std::size_t>(settings_->decisions.recent));
+    auto pipeline = engine::Pipeline::build(settings_, *store_, *recent_);
+    if (!pipeline) return startupFailure(pipeline.error().message, kExitConfig);
+
+    if (const auto path = controlSocketPath(*settings_); !path.empty()) {
+      auto control = ControlServer::open(main_context_, path, *store_);
+      if (!control) return startupFailure(control.error().message, kExitFailure);
+      control_ = std::move(*control);
+    }
+
+    server_ = std::make_unique<PolicyServer>(main_context_, settings_->server.threads, *pipeline,
+                                             serverLimits(*settings_));
+    server_->start(std::move(acceptors));
+    watchSignals();
+    startWatchdog();
+
+    const auto status =
+        fmt::format("listening on {}; state in {}; detectors: {}", fmt::join(bound, ", "),
+                    settings_->state.dir, detectorNames(*settings_));
+    spdlog::info("saslguard {} ready: {}", SASLGUARD_VERSION, status);
+    systemd::ready(status);
+
+    main_context_.run();
+
+    server_->join();
+    if (control_) control_->close();
+    if (auto closed = store_->close(); !closed) {
+      spdlog::error("writing state at shutdown failed: {}", closed.error().message);
+      return kExitFailure;
+    }
+    spdlog::info("saslguard stopped");
+    spdlog::shutdown();
+    return kExitOk;
+  }
+
+ private:
+  int startupFailure(const std::string& message, int code) {
+    spdlog::critical("cannot start: {}", message);
+    spdlog::shutdown();
+    return code;
+  }
+
+  void watchSignals() {
+    signals_.async_wait([this](const boost::system::error_code& ec, int signal) {
+      if (ec) return;
+      if (signal == SIGHUP) {
+        reload();
+        watchSignals();
+        return;
+      }
+      spdlog::info("received {}; stopping (grace {} ms)", signal == SIGTERM ? "SIGTERM" : "SIGINT",
+                   settings_->server.shutdown_grace_ms);
+      systemd::stopping();
+      if (control_) control_->close();
+      watchdog_.cancel();
+      server_->stop(std::chrono::milliseconds(settings_->server.shutdown_grace_ms), [this] {
+        signals_.cancel();
+        main_context_.stop();
+      });
+    });
+  }
+
+  void reload() {
+    systemd::reloading();
+    auto loaded = config::load(request_);
+    if (!loaded) {
+      SASLGUARD_COUNT(reload_failures_total);
+      spdlog::error("reload rejected, keeping the running configuration:\n{}",
+                    loaded.error().text());
+      systemd::ready("reload rejected; running configuration kept");
+      return;
+    }
+    auto fresh = std::make_shared<const config::Settings>(std::move(*loaded));
+    auto pipeline = engine::Pipeline::build(fresh, *store_, *recent_);
+    if (!pipeline) {
+      SASLGUARD_COUNT(reload_failures_total);
+      spdlog::error("reload rejected, keeping the running configuration: {}",
+                    pipeline.error().message);
+      systemd::ready("reload rejected; running configuration kept");
+      return;
+    }
+    warnAboutRestartOnlyChanges(*settings_, *fresh);
+    if (fresh->log.level != settings_->log.level) (void)log::setLevel(fresh->log.level);
+    server_->reload(*pipeline, serverLimits(*fresh));
+    settings_ = fresh;
+    SASLGUARD_COUNT(reloads_total);
+    spdlog::info("configuration reloaded from {}; detectors: {}",
+                 fresh->source_path.empty() ? "defaults" : fresh->source_path,
+                 detectorNames(*fresh));
+    systemd::ready("configuration reloaded");
+  }
+
+  void startWatchdog() {
+    const auto interval = systemd::watchdogInterval();
+    if (!interval) return;
+    watchdog_.expires_after(*interval);
+    watchdog_.async_wait([this](const boost::system::error_code& ec) {
+      if (ec) return;
+      // Ping only while every worker thread answers: a stuck worker gets us restarted.
+      if (server_->heartbeat()) {
+        systemd::watchdogPing();
+      } else {
+        spdlog::warn("a worker thread did not answer the last heartbeat; not pinging the watchdog");
+      }
+      startWatchdog();
+    });
+  }
+
+  config::LoadRequest request_;
+  config::SettingsPtr settings_;
+  asio::io_context main_context_{1};
+  asio::signal_set signals_{main_context_, SIGTERM, SIGINT, SIGHUP};
+  asio::steady_timer watchdog_{main_context_};
+  std::unique_ptr<store::EmbeddedStore> store_;
+  std::unique_ptr<engine::RecentDecisions> recent_;
+  std::unique_ptr<ControlServer> control_;
+  std::unique_ptr<PolicyServer> server_;
+};
+
+}  // namespace
+
+int runDaemon(const config::LoadRequest& request) {
+  return Daemon(request).run();
+}
+
+}  // namespace saslguard::server
