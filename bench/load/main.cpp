@@ -108,7 +108,10 @@ int runLoad(const LoadOptions& options) {
   }
   report.load_user_cpu_s = cpu_after.user - cpu_before.user;
   report.load_cpu_s = report.load_user_cpu_s + cpu_after.system - cpu_before.system;
-  if (server_before && server_after) report.server_cpu_s = *server_after - *server_before;
+  if (server_before && server_after) {
+    report.server_user_cpu_s = server_after->user - server_before->user;
+    report.server_cpu_s = report.server_user_cpu_s + server_after->system - server_before->system;
+  }
 
   if (!options.quiet) printSummary(report);
   printResultLine(report);

@@ -77,7 +77,8 @@ void printSummary(const RunReport& report) {
           busy * 100);
   }
   if (report.server_cpu_s) {
-    std::printf("  server     CPU %.2f s", *report.server_cpu_s);
+    std::printf("  server     CPU %.2f s (user %.2f s)", *report.server_cpu_s,
+                report.server_user_cpu_s);
     if (auto server = cpuMicrosecondsPerRequest(report.server_cpu_s, report))
       std::printf(", %.2f us/request", *server);
     std::printf("\n");
@@ -113,12 +114,11 @@ void printResultLine(const RunReport& report) {
   std::fflush(stdout);
 }
 
-std::optional<double> processCpuSeconds(int pid) {
+std::optional<CpuSeconds> processCpuSeconds(int pid) {
   std::ifstream file("/proc/" + std::to_string(pid) + "/stat");
   std::string text((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
   auto paren = text.rfind(')');  // the command name may hold spaces; fields follow its ')'
-  if (!file.good() && text.empty()) return std::nullopt;
-  if (paren == std::string::npos) return std::nullopt;
+  if (paren == std::string::npos || paren + 2 > text.size()) return std::nullopt;
   std::istringstream fields(text.substr(paren + 2));
   std::string field;
   unsigned long long utime = 0, stime = 0;
@@ -126,7 +126,8 @@ std::optional<double> processCpuSeconds(int pid) {
     if (index == 14) utime = std::stoull(field);
     if (index == 15) {
       stime = std::stoull(field);
-      return static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
+      auto ticks = static_cast<double>(sysconf(_SC_CLK_TCK));
+      return CpuSeconds{static_cast<double>(utime) / ticks, static_cast<double>(stime) / ticks};
     }
   }
   return std::nullopt;

@@ -21,17 +21,18 @@ struct RunReport {
   double load_cpu_s = 0;       // this process, user + system, over the measured window
   double load_user_cpu_s = 0;  // its user part: the generator's own code, not the kernel's TCP
   std::optional<double> server_cpu_s;  // --server-pid, same window
+  double server_user_cpu_s = 0;
 };
 
 void printSummary(const RunReport& report);
 void printResultLine(const RunReport& report);
 
-// User + system CPU seconds of a process from /proc/<pid>/stat, or nothing if unreadable.
-std::optional<double> processCpuSeconds(int pid);
 struct CpuSeconds {
   double user = 0;
   double system = 0;
 };
+// CPU seconds of a process from /proc/<pid>/stat, or nothing if unreadable.
+std::optional<CpuSeconds> processCpuSeconds(int pid);
 // CPU seconds of this process, all threads (getrusage).
 CpuSeconds selfCpuSeconds();
 
