@@ -109,7 +109,7 @@ int run(const std::string& verb, AccountsOptions& options) {
     command["limit"] = options.limit;
   } else {
     command["account"] = engine::IdentityResolver(settings->identity).normalise(options.account);
-    if (verb == "clear") command["reason"] = options.reason;
+    if (verb == "clear" || verb == "block") command["reason"] = options.reason;
   }
   auto answer = execute(*settings, command);
   if (!answer) {
@@ -159,6 +159,9 @@ int run(const std::string& verb, AccountsOptions& options) {
                 << (textOf(entry.at("reason")).empty() ? "" : ": " + textOf(entry.at("reason")))
                 << "\n";
     }
+  } else if (verb == "block") {
+    std::cout << (answer->at("new").as_bool() ? "blocked " : "already blocked: ") << options.account
+              << "\n";
   } else {
     const bool cleared = answer->at("cleared").as_bool();
     std::cout << (cleared ? "cleared " : "not marked: ") << options.account << "\n";
@@ -170,7 +173,8 @@ int run(const std::string& verb, AccountsOptions& options) {
 }  // namespace
 
 Command addAccounts(CLI::App& app) {
-  auto* accounts = app.add_subcommand("accounts", "list, show and clear compromised accounts");
+  auto* accounts =
+      app.add_subcommand("accounts", "list, show, block and clear compromised accounts");
   accounts->require_subcommand(1);
   auto options = std::make_shared<AccountsOptions>();
   auto verb = std::make_shared<std::string>();
@@ -186,6 +190,11 @@ Command addAccounts(CLI::App& app) {
   auto* show = accounts->add_subcommand("show", "one account: mark, evidence, counters, audit");
   show->add_option("account", options->account, "the account")->required();
   common(show);
+  auto* block = accounts->add_subcommand(
+      "block", "mark an account compromised by hand (refused until cleared)");
+  block->add_option("account", options->account, "the account")->required();
+  block->add_option("--reason", options->reason, "why (kept in the audit trail)");
+  common(block);
   auto* clear = accounts->add_subcommand("clear", "unblock an account (recorded with who and why)");
   clear->add_option("account", options->account, "the account")->required();
   clear->add_option("--reason", options->reason, "why (kept in the audit trail)");

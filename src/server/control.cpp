@@ -125,6 +125,22 @@ json::object executeControl(const json::object& command, store::Store& store,
     }
     return json::object{{"ok", true}, {"cleared", *cleared}};
   }
+  if (name == "accounts.block") {
+    const auto account = stringField(command, "account");
+    if (account.empty()) return failure("accounts.block needs an account");
+    store::Mark mark;
+    mark.detector = "operator";
+    mark.reason = stringField(command, "reason");
+    if (mark.reason.empty()) mark.reason = "blocked by an operator";
+    mark.evidence = json::serialize(json::object{{"by", caller}});
+    mark.action = "REJECT";
+    mark.first_seen = mark.last_seen = now;
+    auto marked = store.mark(account, mark, now);
+    if (!marked) return failure(marked.error().message);
+    spdlog::info("account={} blocked by {} reason={}", quoteForLog(account), caller,
+                 quoteForLog(mark.reason));
+    return json::object{{"ok", true}, {"new", marked->is_new}};
+  }
   if (name == "stats") {
     json::object counters;
     for (const auto& sample : metrics::snapshot()) counters[sample.name] = sample.value;
