@@ -15,16 +15,22 @@ using protocol::Attr;
 
 Result<PipelinePtr> Pipeline::build(config::SettingsPtr settings, store::Store& store,
                                     RecentDecisions& recent) {
+  auto detectors = buildDetectors(*settings);
+  if (!detectors) return tl::unexpected(detectors.error());
+  return buildWith(std::move(settings), store, recent, std::move(*detectors));
+}
+
+Result<PipelinePtr> Pipeline::buildWith(config::SettingsPtr settings, store::Store& store,
+                                        RecentDecisions& recent,
+                                        std::vector<ConfiguredDetector> detectors) {
   IdentityResolver identity(settings->identity);
   auto allow = AllowLists::build(settings->lists, identity);
   if (!allow) return tl::unexpected(allow.error());
-  auto detectors = buildDetectors(*settings);
-  if (!detectors) return tl::unexpected(detectors.error());
   if (!protocol::parseAction(settings->registry.action)) {
     return fail("registry.action: unknown action '" + settings->registry.action + "'");
   }
   return PipelinePtr(
-      new Pipeline(std::move(settings), store, recent, std::move(*allow), std::move(*detectors)));
+      new Pipeline(std::move(settings), store, recent, std::move(*allow), std::move(detectors)));
 }
 
 Pipeline::Pipeline(config::SettingsPtr settings, store::Store& store, RecentDecisions& recent,

@@ -22,6 +22,11 @@ class Pipeline {
                                                        store::Store& store,
                                                        RecentDecisions& recent);
 
+  // The same with a given detector list instead of the configured one (tests, benchmarks).
+  static Result<std::shared_ptr<const Pipeline>> buildWith(
+      config::SettingsPtr settings, store::Store& store, RecentDecisions& recent,
+      std::vector<ConfiguredDetector> detectors);
+
   // Decides one request and appends the reply ("action=...\n\n") to `reply`.
   Action decide(const protocol::Request& request, TimePoint now, std::string& reply) const;
 
