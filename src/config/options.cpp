@@ -1,0 +1,535 @@
+// options.cpp — the option table (see options.hpp) and the conversions every source shares.
+// To add an option: add the member to settings.hpp, one SASLGUARD_OPTION line here, then
+// regenerate docs/configuration.md and etc/saslguard.toml (see tests/config/generated_test.cpp).
+#include "config/options.hpp"
+
+#include <algorithm>
+#include <charconv>
+#include <climits>
+#include <type_traits>
+#include <unordered_set>
+
+#include "common/strings.hpp"
+#include "config/checks.hpp"
+
+namespace saslguard::config {
+
+namespace {
+
+const std::vector<std::string> kActions{"REJECT", "DEFER", "HOLD", "DUNNO"};
+
+// Chains the attributes of one entry onto the option just added.
+class Entry {
+ public:
+  explicit Entry(Option& option) : option_(option) {}
+  Entry& range(std::int64_t min, std::int64_t max) {
+    option_.min = min;
+    option_.max = max;
+    return *this;
+  }
+  Entry& oneOf(std::vector<std::string> allowed) {
+    option_.type = OptionType::kEnum;
+    option_.allowed = std::move(allowed);
+    return *this;
+  }
+  Entry& checkedBy(ItemCheck check) {
+    option_.check = check;
+    return *this;
+  }
+  Entry& flagAlias(std::string alias) {
+    option_.flag_aliases.push_back(std::move(alias));
+    return *this;
+  }
+  Entry& help(std::string text) {
+    option_.help = std::move(text);
+    return *this;
+  }
+  Entry& since(std::string version) {
+    option_.since = std::move(version);
+    return *this;
+  }
+
+ private:
+  Option& option_;
+};
+
+class TableBuilder {
+ public:
+  // `access` is a generic lambda returning the member, so the same lambda serves the const
+  // read and the mutable write; the member's C++ type decides the option type.
+  template <class Access>
+  Entry add(std::string section, std::string key, Access access) {
+    using T = std::remove_cvref_t<decltype(access(std::declval<Settings&>()))>;
+    Option option;
+    option.section = std::move(section);
+    option.key = std::move(key);
+    if constexpr (std::is_same_v<T, bool>) {
+      option.type = OptionType::kBool;
+    } else if constexpr (std::is_same_v<T, int> || std::is_same_v<T, std::int64_t>) {
+      option.type = OptionType::kInt;
+      option.max = std::is_same_v<T, int> ? INT_MAX : INT64_MAX;  // narrowed by range()
+    } else if constexpr (std::is_same_v<T, std::string>) {
+      option.type = OptionType::kString;
+    } else {
+      static_assert(std::is_same_v<T, std::vector<std::string>>, "unsupported option type");
+      option.type = OptionType::kStringList;
+    }
+    option.read = [access](const Settings& settings) -> Value {
+      const auto& member = access(settings);
+      if constexpr (std::is_same_v<T, int>) {
+        return std::int64_t{member};
+      } else {
+        return member;
+      }
+    };
+    option.write = [access](Settings& settings, Value value) {
+      auto& member = access(settings);
+      if constexpr (std::is_same_v<T, int>) {
+        member = static_cast<int>(std::get<std::int64_t>(value));
+      } else {
+        member = std::get<T>(std::move(value));
+      }
+    };
+    intMax_.push_back(std::is_same_v<T, int> ? INT_MAX : INT64_MAX);
+    table_.push_back(std::move(option));
+    return Entry(table_.back());
+  }
+
+  std::vector<Option> finish() &&;
+
+ private:
+  std::vector<Option> table_;
+  std::vector<std::int64_t> intMax_;  // per entry: the largest value its member can hold
+};
+
+#define SASLGUARD_OPTION(section, key) \
+  table.add(                           \
+      #section, #key, [](auto& s) -> auto& { return s.section.key; })
+
+std::vector<Option> buildTable() {
+  TableBuilder table;
+
+  SASLGUARD_OPTION(server, listen)
+      .checkedBy(checkListen)
+      .flagAlias("listen")
+      .help("addresses to accept Postfix connections on: HOST:PORT, [IPv6]:PORT or unix:/path");
+  SASLGUARD_OPTION(server, threads)
+      .range(0, 1024)
+      .help("worker threads answering requests; 0 means one per CPU core");
+  SASLGUARD_OPTION(server, max_connections)
+      .range(1, 1000000)
+      .help("most Postfix connections open at once; further ones wait until one closes");
+  SASLGUARD_OPTION(server, idle_timeout_s)
+      .range(1, 86400)
+      .help("close a connection idle this long; keep above smtpd_policy_service_max_idle (300)");
+  SASLGUARD_OPTION(server, shutdown_grace_ms)
+      .range(0, 600000)
+      .help("on shutdown, time given to requests in progress before connections are closed");
+  SASLGUARD_OPTION(server, unix_socket_mode)
+      .checkedBy(checkSocketMode)
+      .help("permissions of unix listening sockets, in octal");
+  SASLGUARD_OPTION(server, unix_socket_owner)
+      .help("owner (user name) given to unix listening sockets; empty keeps the daemon's");
+  SASLGUARD_OPTION(server, unix_socket_group)
+      .help("group given to unix listening sockets; empty keeps the daemon's");
+  SASLGUARD_OPTION(server, user)
+      .help("after binding the listeners, drop privileges to this user; empty stays as started");
+  SASLGUARD_OPTION(server, group)
+      .help("after binding the listeners, drop privileges to this group; empty: the user's group");
+  SASLGUARD_OPTION(server, control_socket)
+      .help(
+          "control socket for saslguard commands; relative paths are under state.dir; empty: none");
+
+  SASLGUARD_OPTION(protocol, max_line_bytes)
+      .range(256, 1048576)
+      .help("longest attribute line accepted from Postfix");
+  SASLGUARD_OPTION(protocol, max_attributes)
+      .range(1, 65536)
+      .help("most attributes accepted in one request");
+  SASLGUARD_OPTION(protocol, max_request_bytes)
+      .range(256, 16777216)
+      .help("largest request accepted, all lines together; at least max_line_bytes");
+  SASLGUARD_OPTION(protocol, malformed_action)
+      .oneOf(kActions)
+      .help("answer to a request that cannot be understood (bad line, wrong type, too large)");
+
+  SASLGUARD_OPTION(log, sink)
+      .oneOf({"stderr", "syslog", "json"})
+      .help("where log lines go: stderr text, syslog, or JSON lines on stderr");
+  SASLGUARD_OPTION(log, level)
+      .oneOf({"trace", "debug", "info", "warn", "error", "off"})
+      .help("least severe level logged");
+  SASLGUARD_OPTION(log, syslog_facility)
+      .oneOf({"mail", "daemon", "user", "auth", "local0", "local1", "local2", "local3", "local4",
+              "local5", "local6", "local7"})
+      .help("syslog facility, with sink = syslog");
+  SASLGUARD_OPTION(log, syslog_ident)
+      .checkedBy(checkNotEmpty)
+      .help("program name in syslog lines, with sink = syslog");
+
+  SASLGUARD_OPTION(identity, source)
+      .oneOf({"sasl_username", "sender"})
+      .help("request attribute that names the account");
+  SASLGUARD_OPTION(identity, strip_domain)
+      .help("use only the part before @ as the account (UVSQ policyd accounts)");
+  SASLGUARD_OPTION(identity, unauthenticated)
+      .oneOf({"skip", "evaluate"})
+      .help("requests without SASL login: skip answers DUNNO; evaluate uses the sender");
+
+  SASLGUARD_OPTION(lists, allow_accounts).help("accounts never evaluated (always DUNNO)");
+  SASLGUARD_OPTION(lists, allow_networks)
+      .checkedBy(checkNetwork)
+      .help("client addresses or CIDR networks never evaluated (always DUNNO)");
+
+  SASLGUARD_OPTION(replies, reject_text)
+      .checkedBy(checkOneLine)
+      .help("text sent with REJECT when a detector gives none");
+  SASLGUARD_OPTION(replies, defer_text)
+      .checkedBy(checkOneLine)
+      .help("text sent with DEFER (also when failing closed)");
+  SASLGUARD_OPTION(replies, hold_text)
+      .checkedBy(checkOneLine)
+      .help("text sent with HOLD; Postfix logs it with the held message");
+
+  SASLGUARD_OPTION(registry, action)
+      .oneOf(kActions)
+      .help("answer for an account marked compromised");
+  SASLGUARD_OPTION(registry, reply_text).checkedBy(checkOneLine).help("text sent with that answer");
+
+  SASLGUARD_OPTION(state, backend).oneOf({"embedded"}).help("where state is kept");
+  SASLGUARD_OPTION(state, dir)
+      .checkedBy(checkAbsolutePath)
+      .help("directory of the embedded database and the control socket");
+  SASLGUARD_OPTION(state, flush_interval_ms)
+      .range(10, 60000)
+      .help("pace at which counters are written behind the request path");
+  SASLGUARD_OPTION(state, max_accounts)
+      .range(1, 1000000000)
+      .help("most accounts tracked in memory at once");
+  SASLGUARD_OPTION(state, idle_expiry_s)
+      .range(60, 315360000)
+      .help("forget an account with no activity for this long");
+  SASLGUARD_OPTION(state, lmdb_map_size_mb)
+      .range(16, 16777216)
+      .help("largest size the embedded database may grow to, in MiB");
+
+  SASLGUARD_OPTION(decisions, recent)
+      .range(0, 10000000)
+      .help("decision records kept in memory for the log and the API");
+
+  SASLGUARD_OPTION(detectors.denylist, enabled).help("evaluate this detector");
+  SASLGUARD_OPTION(detectors.denylist, shadow)
+      .help("evaluate, log and count only (\"would have\"); never enforce");
+  SASLGUARD_OPTION(detectors.denylist, action)
+      .oneOf(kActions)
+      .help("answer when an account, sender or network is listed");
+  SASLGUARD_OPTION(detectors.denylist, reply_text)
+      .checkedBy(checkOneLine)
+      .help("text sent with that answer; empty uses the replies text for the action");
+  SASLGUARD_OPTION(detectors.denylist, accounts).help("accounts always answered with the action");
+  SASLGUARD_OPTION(detectors.denylist, senders)
+      .help("envelope sender addresses always answered with the action");
+  SASLGUARD_OPTION(detectors.denylist, networks)
+      .checkedBy(checkNetwork)
+      .help("client addresses or CIDR networks always answered with the action");
+
+  return std::move(table).finish();
+}
+
+#undef SASLGUARD_OPTION
+
+// A malformed table is a programming error: abort at the first load, in every test.
+std::vector<Option> TableBuilder::finish() && {
+  const Settings defaults;
+  std::unordered_set<std::string> names;
+  std::unordered_set<std::string> flags;
+  for (std::size_t i = 0; i < table_.size(); ++i) {
+    const auto& option = table_[i];
+    const auto what = "option table: " + option.name() + ": ";
+    if (!names.insert(option.name()).second) fatal(what + "defined twice");
+    if (!names.insert(option.envName()).second) fatal(what + "environment name collides");
+    if (!flags.insert(option.flagName()).second) fatal(what + "flag collides");
+    for (const auto& alias : option.flag_aliases) {
+      if (!flags.insert(alias).second) fatal(what + "flag alias collides");
+    }
+    if (option.help.empty()) fatal(what + "no help text");
+    sectionHelp(option.section);  // aborts when the section has no description
+    const auto value = option.read(defaults);
+    if (option.type == OptionType::kInt) {
+      if (option.max > intMax_[i] || option.min > option.max) fatal(what + "bad range");
+      if (!checkInt(option, std::get<std::int64_t>(value))) fatal(what + "default out of range");
+    }
+    if (option.type == OptionType::kEnum || option.type == OptionType::kString) {
+      const auto& text = std::get<std::string>(value);
+      auto checked = checkString(option, text);
+      if (!checked || *checked != text) fatal(what + "default not accepted");
+    }
+    if (option.type == OptionType::kStringList) {
+      for (const auto& entry : std::get<std::vector<std::string>>(value)) {
+        if (!checkString(option, entry)) fatal(what + "default entry not accepted");
+      }
+    }
+  }
+  return std::move(table_);
+}
+
+std::string upperWithUnderscores(std::string_view text) {
+  std::string out(text);
+  for (auto& c : out) {
+    if (c == '.' || c == '-') c = '_';
+    if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 'a' + 'A');
+  }
+  return out;
+}
+
+std::string quoted(std::string_view text) {
+  return "\"" + jsonEscape(text) + "\"";
+}
+
+std::string joined(const std::vector<std::string>& items, std::string_view separator) {
+  std::string out;
+  for (const auto& item : items) {
+    if (!out.empty()) out += separator;
+    out += item;
+  }
+  return out;
+}
+
+Result<bool> parseBool(std::string_view text) {
+  const auto word = toLowerAscii(trim(text));
+  if (word == "true" || word == "yes" || word == "on" || word == "1") return true;
+  if (word == "false" || word == "no" || word == "off" || word == "0") return false;
+  return fail("expected true or false (or yes/no, on/off, 1/0)");
+}
+
+// Optimal string alignment distance: insertions, deletions, substitutions and swaps of two
+// neighbouring characters ("levle" -> "level") each count as one edit.
+std::size_t editDistance(std::string_view a, std::string_view b) {
+  std::vector<std::vector<std::size_t>> d(a.size() + 1, std::vector<std::size_t>(b.size() + 1));
+  for (std::size_t i = 0; i <= a.size(); ++i) d[i][0] = i;
+  for (std::size_t j = 0; j <= b.size(); ++j) d[0][j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    for (std::size_t j = 1; j <= b.size(); ++j) {
+      const std::size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
+      d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost});
+      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1]) {
+        d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
+      }
+    }
+  }
+  return d[a.size()][b.size()];
+}
+
+}  // namespace
+
+std::string Option::name() const {
+  return section + "." + key;
+}
+
+std::string Option::envName() const {
+  return std::string(kEnvPrefix) + upperWithUnderscores(name());
+}
+
+std::string Option::flagName() const {
+  std::string out = name();
+  for (auto& c : out) {
+    if (c == '.' || c == '_') c = '-';
+  }
+  return out;
+}
+
+std::string Option::typeText() const {
+  switch (type) {
+    case OptionType::kString:
+      return "string";
+    case OptionType::kBool:
+      return "boolean";
+    case OptionType::kInt:
+      return "integer " + std::to_string(min) + ".." + std::to_string(max);
+    case OptionType::kStringList:
+      return "list of strings";
+    case OptionType::kEnum:
+      return "one of: " + joined(allowed, ", ");
+  }
+  fatal("Option::typeText: unknown type");
+}
+
+const std::vector<Option>& options() {
+  static const std::vector<Option> table = buildTable();
+  return table;
+}
+
+const std::vector<std::string>& sections() {
+  static const std::vector<std::string> names = [] {
+    std::vector<std::string> out;
+    for (const auto& option : options()) {
+      if (std::find(out.begin(), out.end(), option.section) == out.end()) {
+        out.push_back(option.section);
+      }
+    }
+    return out;
+  }();
+  return names;
+}
+
+std::string sectionHelp(std::string_view section) {
+  static constexpr std::pair<std::string_view, std::string_view> kHelp[] = {
+      {"server", "Listening sockets, connections and privileges."},
+      {"protocol", "Limits on what Postfix may send in one policy request."},
+      {"log", "Where the daemon logs and how much."},
+      {"identity", "Which account a request belongs to."},
+      {"lists", "Requests that are never evaluated."},
+      {"replies", "Text sent to Postfix with each action, enhanced status code first."},
+      {"registry", "Accounts marked compromised, answered before any detector runs."},
+      {"state", "Durable state: counters, compromise marks, recent activity."},
+      {"decisions", "Recent decisions: what was answered, to whom and why."},
+      {"detectors.denylist",
+       "Accounts, senders and networks always answered with the action. Like every detector it "
+       "has enabled, shadow, action and reply_text."},
+  };
+  for (const auto& [name, help] : kHelp) {
+    if (name == section) return std::string(help);
+  }
+  fatal("sectionHelp: no description for section " + std::string(section));
+}
+
+const Option* findOption(std::string_view name) {
+  for (const auto& option : options()) {
+    if (option.name() == name) return &option;
+  }
+  return nullptr;
+}
+
+const Option* findOptionByEnv(std::string_view variable) {
+  for (const auto& option : options()) {
+    if (option.envName() == variable) return &option;
+  }
+  return nullptr;
+}
+
+std::string shownInError(const Option& option, std::string_view text) {
+  return option.secret ? std::string(kSecretMask) : quoted(text);
+}
+
+Result<std::string> checkString(const Option& option, std::string_view text) {
+  if (option.type == OptionType::kEnum) {
+    for (const auto& allowed : option.allowed) {
+      if (equalsIgnoreCase(allowed, text)) return allowed;
+    }
+    return fail("expected one of " + joined(option.allowed, ", ") + ", got " +
+                shownInError(option, text));
+  }
+  if (option.check) {
+    if (auto checked = option.check(text); !checked) {
+      return fail(checked.error().message + ", got " + shownInError(option, text));
+    }
+  }
+  return std::string(text);
+}
+
+Result<std::int64_t> checkInt(const Option& option, std::int64_t value) {
+  if (value < option.min || value > option.max) {
+    return fail("expected an integer from " + std::to_string(option.min) + " to " +
+                std::to_string(option.max) + ", got " +
+                (option.secret ? std::string(kSecretMask) : std::to_string(value)));
+  }
+  return value;
+}
+
+tl::expected<Value, std::vector<std::string>> parseText(const Option& option,
+                                                        std::string_view text) {
+  using Errors = std::vector<std::string>;
+  switch (option.type) {
+    case OptionType::kBool: {
+      auto value = parseBool(text);
+      if (!value)
+        return tl::unexpected(
+            Errors{value.error().message + ", got " + shownInError(option, text)});
+      return Value(*value);
+    }
+    case OptionType::kInt: {
+      const auto digits = trim(text);
+      std::int64_t value = 0;
+      const auto* end = digits.data() + digits.size();
+      auto [stop, ec] = std::from_chars(digits.data(), end, value);
+      if (digits.empty() || ec != std::errc() || stop != end) {
+        return tl::unexpected(Errors{"expected an integer from " + std::to_string(option.min) +
+                                     " to " + std::to_string(option.max) + ", got " +
+                                     shownInError(option, text)});
+      }
+      auto checked = checkInt(option, value);
+      if (!checked) return tl::unexpected(Errors{checked.error().message});
+      return Value(*checked);
+    }
+    case OptionType::kString:
+    case OptionType::kEnum: {
+      auto checked = checkString(option, option.type == OptionType::kEnum ? trim(text) : text);
+      if (!checked) return tl::unexpected(Errors{checked.error().message});
+      return Value(std::move(*checked));
+    }
+    case OptionType::kStringList: {
+      std::vector<std::string> entries;
+      Errors errors;
+      for (auto part : split(text, ',')) {
+        part = trim(part);
+        if (part.empty()) continue;
+        if (auto checked = checkString(option, part)) {
+          entries.push_back(std::move(*checked));
+        } else {
+          errors.push_back(checked.error().message);
+        }
+      }
+      if (!errors.empty()) return tl::unexpected(std::move(errors));
+      return Value(std::move(entries));
+    }
+  }
+  fatal("parseText: unknown option type");
+}
+
+std::string formatValue(const Option& option, const Value& value) {
+  if (option.secret) return quoted(kSecretMask);
+  struct Formatter {
+    std::string operator()(const std::string& text) const { return quoted(text); }
+    std::string operator()(bool flag) const { return flag ? "true" : "false"; }
+    std::string operator()(std::int64_t number) const { return std::to_string(number); }
+    std::string operator()(const std::vector<std::string>& entries) const {
+      std::vector<std::string> items;
+      for (const auto& entry : entries) items.push_back(quoted(entry));
+      return "[" + joined(items, ", ") + "]";
+    }
+  };
+  return std::visit(Formatter{}, value);
+}
+
+std::string formatValue(const Option& option, const Settings& settings) {
+  return formatValue(option, option.read(settings));
+}
+
+std::string formatDefault(const Option& option) {
+  return formatValue(option, Settings{});
+}
+
+std::vector<const Option*> changedOptions(const Settings& before, const Settings& after) {
+  std::vector<const Option*> changed;
+  for (const auto& option : options()) {
+    if (option.read(before) != option.read(after)) changed.push_back(&option);
+  }
+  return changed;
+}
+
+std::string closestMatch(std::string_view word, const std::vector<std::string>& candidates) {
+  const auto lowered = toLowerAscii(word);
+  std::string best;
+  // A third of the word, at least 1 and at most 3 edits (exclusive bound below).
+  std::size_t bestDistance = std::clamp<std::size_t>(word.size() / 3, 1, 3) + 1;
+  for (const auto& candidate : candidates) {
+    const auto distance = editDistance(lowered, toLowerAscii(candidate));
+    if (distance < bestDistance) {
+      best = candidate;
+      bestDistance = distance;
+    }
+  }
+  return best;
+}
+
+}  // namespace saslguard::config
