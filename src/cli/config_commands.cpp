@@ -35,10 +35,7 @@ Command addCheckConfig(CLI::App& app) {
       return 1;
     }
     if (!*quiet) {
-      std::cout << "# effective configuration from "
-                << (settings->source_path.empty() ? "built-in defaults" : settings->source_path)
-                << " (with environment and flags applied)\n"
-                << config::effectiveToml(*settings);
+      std::cout << config::effectiveToml(*settings);
     }
     return 0;
   };

@@ -13,6 +13,7 @@
 #include <iostream>
 
 #include "common/log.hpp"
+#include "config/options.hpp"
 #include "engine/pipeline.hpp"
 #include "metrics/metrics.hpp"
 #include "server/control.hpp"
@@ -47,29 +48,32 @@ std::string controlSocketPath(const config::Settings& settings) {
   return (std::filesystem::path(settings.state.dir) / name).string();
 }
 
-// Options that a reload cannot change; a changed one is reported and keeps its old value.
+// Options that a reload cannot change: a changed one is reported and keeps its old value until
+// the next restart (the listeners, threads, identity and state store are built once).
 void warnAboutRestartOnlyChanges(const config::Settings& old, const config::Settings& fresh) {
-  const auto warn = [](std::string_view key) {
-    spdlog::warn("reload: {} changed; it takes effect only after a restart", key);
-  };
-  if (old.server.listen != fresh.server.listen) warn("server.listen");
-  if (old.server.threads != fresh.server.threads) warn("server.threads");
-  if (old.server.user != fresh.server.user || old.server.group != fresh.server.group) {
-    warn("server.user/server.group");
+  static constexpr std::string_view kRestartOnly[] = {"server.listen",
+                                                      "server.threads",
+                                                      "server.user",
+                                                      "server.group",
+                                                      "server.control_socket",
+                                                      "server.unix_socket_mode",
+                                                      "server.unix_socket_owner",
+                                                      "server.unix_socket_group",
+                                                      "log.sink",
+                                                      "log.syslog_facility",
+                                                      "log.syslog_ident",
+                                                      "decisions.recent"};
+  for (const auto* option : config::changedOptions(old, fresh)) {
+    const auto name = option->name();
+    const bool restartOnly =
+        option->section == "state" ||
+        std::find(std::begin(kRestartOnly), std::end(kRestartOnly), name) != std::end(kRestartOnly);
+    if (restartOnly) {
+      spdlog::warn("reload: {} changed; it takes effect only after a restart", name);
+    } else {
+      spdlog::info("reload: {} changed", name);
+    }
   }
-  if (old.server.control_socket != fresh.server.control_socket) warn("server.control_socket");
-  if (old.state.dir != fresh.state.dir || old.state.backend != fresh.state.backend ||
-      old.state.flush_interval_ms != fresh.state.flush_interval_ms ||
-      old.state.max_accounts != fresh.state.max_accounts ||
-      old.state.idle_expiry_s != fresh.state.idle_expiry_s ||
-      old.state.lmdb_map_size_mb != fresh.state.lmdb_map_size_mb) {
-    warn("state.*");
-  }
-  if (old.log.sink != fresh.log.sink || old.log.syslog_facility != fresh.log.syslog_facility ||
-      old.log.syslog_ident != fresh.log.syslog_ident) {
-    warn("log.sink/log.syslog_*");
-  }
-  if (old.decisions.recent != fresh.decisions.recent) warn("decisions.recent");
 }
 
 std::string detectorNames(const config::Settings& settings) {

@@ -11,43 +11,32 @@
 #include <charconv>
 #include <filesystem>
 
-#include "common/network.hpp"
+#include "config/checks.hpp"
 
 namespace saslguard::server {
 
 Result<ListenAddress> parseListenAddress(const std::string& text) {
+  auto parsed = config::parseListenAddress(text);
+  if (!parsed) return fail("listen address '" + text + "': " + parsed.error().message);
   ListenAddress address;
   address.text = text;
-  if (text.rfind("unix:", 0) == 0) {
+  if (parsed->kind == config::ListenAddress::Kind::kUnix) {
     address.is_unix = true;
-    address.unix_path = text.substr(5);
-    if (address.unix_path.empty() || address.unix_path.front() != '/') {
-      return fail("listen address '" + text + "': a unix socket needs an absolute path");
-    }
-    if (address.unix_path.size() >= 108) {
-      return fail("listen address '" + text + "': unix socket path too long");
-    }
-    address.endpoint =
-        Protocol::endpoint(asio::local::stream_protocol::endpoint(address.unix_path));
+    address.unix_path = parsed->path;
+    address.endpoint = Protocol::endpoint(asio::local::stream_protocol::endpoint(parsed->path));
     return address;
   }
-  const auto colon = text.rfind(':');
-  if (colon == std::string::npos) return fail("listen address '" + text + "': expected HOST:PORT");
-  auto host = text.substr(0, colon);
-  const auto portText = text.substr(colon + 1);
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
-    host = host.substr(1, host.size() - 2);
+  // A host name is resolved once, at start; the first address wins.
+  asio::io_context context;
+  asio::ip::tcp::resolver resolver(context);
+  boost::system::error_code ec;
+  const auto results = resolver.resolve(parsed->host, std::to_string(parsed->port),
+                                        asio::ip::tcp::resolver::numeric_service, ec);
+  if (ec || results.empty()) {
+    return fail("listen address '" + text + "': cannot resolve '" + parsed->host + "'" +
+                (ec ? ": " + ec.message() : ""));
   }
-  unsigned port = 0;
-  auto [end, ec] = std::from_chars(portText.data(), portText.data() + portText.size(), port);
-  if (ec != std::errc() || end != portText.data() + portText.size() || port > 65535) {
-    return fail("listen address '" + text + "': bad port '" + portText + "'");
-  }
-  boost::system::error_code parseError;
-  const auto ip = asio::ip::make_address(host, parseError);
-  if (parseError) return fail("listen address '" + text + "': '" + host + "' is not an IP address");
-  address.endpoint =
-      Protocol::endpoint(asio::ip::tcp::endpoint(ip, static_cast<unsigned short>(port)));
+  address.endpoint = Protocol::endpoint(results.begin()->endpoint());
   return address;
 }
 
