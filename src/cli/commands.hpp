@@ -16,5 +16,6 @@ Command addConfigDocs(CLI::App& app);
 Command addVersion(CLI::App& app);
 Command addAccounts(CLI::App& app);
 Command addQuery(CLI::App& app);
+Command addStats(CLI::App& app);
 
 }  // namespace saslguard::cli

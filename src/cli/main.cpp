@@ -22,6 +22,7 @@ int main(int argc, char** argv) {
   add(saslguard::cli::addVersion(app));
   add(saslguard::cli::addAccounts(app));
   add(saslguard::cli::addQuery(app));
+  add(saslguard::cli::addStats(app));
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

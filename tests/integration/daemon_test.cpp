@@ -96,6 +96,13 @@ TEST(Daemon, MalformedAndOversizedRequestsGetADefinedReplyAndOthersAreUnaffected
   }
   EXPECT_TRUE(daemon.process->waitForLog("closed in the middle of a request"));
   EXPECT_EQ(good.ask(postfixRequest("alice@example.org")), "action=DUNNO");
+  // Every one of those was counted.
+  const auto stats = runSaslguard({"stats", "--state-dir", (daemon.dir / "state").string()});
+  EXPECT_EQ(stats.exit_code, 0) << stats.output;
+  EXPECT_NE(stats.output.find("malformed_total 1\n"), std::string::npos) << stats.output;
+  EXPECT_NE(stats.output.find("oversized_total 1\n"), std::string::npos) << stats.output;
+  EXPECT_NE(stats.output.find("truncated_total 1\n"), std::string::npos) << stats.output;
+  EXPECT_NE(stats.output.find("requests_total 7\n"), std::string::npos) << stats.output;
 }
 
 TEST(Daemon, ListensOnAUnixSocketWithTheConfiguredMode) {
