@@ -115,7 +115,9 @@ class Daemon {
       bound.push_back(describeLocal(*acceptor, *address));
       acceptors.push_back(std::move(*acceptor));
     }
-    if (auto dropped = dropPrivileges(settings_->server.user, settings_->server.group); !dropped) {
+    if (auto dropped =
+            dropPrivileges(settings_->server.user, settings_->server.group, settings_->state.dir);
+        !dropped) {
       return startupFailure(dropped.error().message, kExitFailure);
     }
 

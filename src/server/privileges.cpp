@@ -8,10 +8,12 @@
 
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 
 namespace saslguard::server {
 
-Result<void> dropPrivileges(const std::string& user, const std::string& group) {
+Result<void> dropPrivileges(const std::string& user, const std::string& group,
+                            const std::string& owned_directory) {
   if (user.empty() && group.empty()) return {};
   uid_t uid = ::getuid();
   gid_t gid = ::getgid();
@@ -30,6 +32,14 @@ Result<void> dropPrivileges(const std::string& user, const std::string& group) {
   if (::geteuid() != 0) {
     if (uid == ::geteuid() && gid == ::getegid()) return {};
     return fail("server.user/server.group need the daemon to start as root");
+  }
+  if (!owned_directory.empty()) {
+    std::error_code ec;
+    std::filesystem::create_directories(owned_directory, ec);
+    if (ec) return fail("creating " + owned_directory + ": " + ec.message());
+    if (::chown(owned_directory.c_str(), uid, gid) != 0) {
+      return fail("chown " + owned_directory + ": " + std::strerror(errno));
+    }
   }
   if (pw != nullptr ? ::initgroups(pw->pw_name, gid) != 0 : ::setgroups(0, nullptr) != 0) {
     return fail(std::string("setting supplementary groups: ") + std::strerror(errno));

@@ -8,7 +8,10 @@
 
 namespace saslguard::server {
 
-// No-op when both are empty. Requires root when they name another identity.
-Result<void> dropPrivileges(const std::string& user, const std::string& group);
+// No-op when both are empty. Requires root when they name another identity. When running as
+// root, `owned_directory` is created if missing and handed to that user and group first, so the
+// state directory is writable after the drop.
+Result<void> dropPrivileges(const std::string& user, const std::string& group,
+                            const std::string& owned_directory = {});
 
 }  // namespace saslguard::server

@@ -299,5 +299,37 @@ TEST(Daemon, QueryCommandPrintsTheReply) {
   EXPECT_NE(result.output.find("cannot connect"), std::string::npos);
 }
 
+TEST(Daemon, DropsPrivilegesAfterBindingAndHandsItTheStateDirectory) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root";
+  TempDir dir;
+  std::filesystem::permissions(dir.path(), std::filesystem::perms(0755));
+  const auto socket = (dir / "policy.sock").string();
+  DaemonProcess process({"--listen", "unix:" + socket, "--state-dir", (dir / "state").string(),
+                         "--server-user", "nobody", "--server-group", "nogroup"},
+                        dir / "daemon.log");
+  ASSERT_TRUE(process.ready()) << process.log();
+  std::ifstream status("/proc/" + std::to_string(process.pid()) + "/status");
+  std::string line, uid, gid;
+  while (std::getline(status, line)) {
+    if (line.rfind("Uid:", 0) == 0) uid = line;
+    if (line.rfind("Gid:", 0) == 0) gid = line;
+  }
+  EXPECT_EQ(uid, "Uid:\t65534\t65534\t65534\t65534");
+  EXPECT_EQ(gid, "Gid:\t65534\t65534\t65534\t65534");
+  struct stat info {};
+  ASSERT_EQ(::stat((dir / "state").c_str(), &info), 0);
+  EXPECT_EQ(info.st_uid, 65534u);
+  // It still answers, and a mark made through it is durable (the store is writable).
+  const auto blocked =
+      runSaslguard({"accounts", "block", "x@example.org", "--state-dir", (dir / "state").string()});
+  EXPECT_EQ(blocked.exit_code, 0) << blocked.output;
+  auto client = PolicyClient::connectUnix(socket);
+  ASSERT_TRUE(client.has_value());
+  EXPECT_EQ(client->ask(postfixRequest("x@example.org")),
+            "action=REJECT 5.7.1 This account is blocked; contact your support");
+  process.signal(SIGTERM);
+  EXPECT_EQ(process.wait(), 0) << process.log();
+}
+
 }  // namespace
 }  // namespace saslguard::testing
