@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <fstream>
+#include <sstream>
 #include <thread>
 
 #include "support/daemon_process.hpp"
@@ -329,6 +330,38 @@ TEST(Daemon, DropsPrivilegesAfterBindingAndHandsItTheStateDirectory) {
             "action=REJECT 5.7.1 This account is blocked; contact your support");
   process.signal(SIGTERM);
   EXPECT_EQ(process.wait(), 0) << process.log();
+}
+
+TEST(Daemon, ListensOnIpv6AndLogsJsonLines) {
+  TempDir dir;
+  DaemonProcess process(
+      {"--listen", "[::1]:0", "--listen", "127.0.0.1:0", "--state-dir", (dir / "state").string(),
+       "--log-sink", "json", "--detectors-denylist-accounts", "bad@example.org"},
+      dir / "daemon.log");
+  if (!process.ready() && process.log().find("::1") != std::string::npos) {
+    GTEST_SKIP() << "no IPv6 loopback here: " << process.log();
+  }
+  ASSERT_TRUE(process.ready()) << process.log();
+  EXPECT_NE(process.log().find("listening on [::1]:"), std::string::npos) << process.log();
+  auto client = PolicyClient::connectTcp(process.port());  // the IPv4 listener
+  ASSERT_TRUE(client.has_value());
+  EXPECT_EQ(client->ask(postfixRequest("bad@example.org")), kReject);
+  ASSERT_TRUE(process.waitForLog(R"("msg":"decision")"));
+  // Every line is one JSON object; the decision carries its fields, not a flattened string.
+  std::istringstream lines(process.log());
+  std::string line;
+  int decisions = 0;
+  while (std::getline(lines, line)) {
+    EXPECT_EQ(line.front(), '{') << line;
+    EXPECT_EQ(line.back(), '}') << line;
+    if (line.find(R"("msg":"decision")") != std::string::npos) {
+      ++decisions;
+      EXPECT_NE(line.find(R"("account":"bad@example.org")"), std::string::npos) << line;
+      EXPECT_NE(line.find(R"("action":"REJECT")"), std::string::npos) << line;
+      EXPECT_NE(line.find(R"("level":"info")"), std::string::npos) << line;
+    }
+  }
+  EXPECT_EQ(decisions, 1);
 }
 
 }  // namespace

@@ -81,7 +81,7 @@ DaemonProcess::DaemonProcess(std::vector<std::string> serve_arguments,
   pid_ = spawn(args, log_path_.string(), extra_environment);
   ready_ = waitForLog(" ready: ", std::chrono::seconds(15));
   if (!ready_) return;
-  static const std::regex kTcp(R"(listening on [^;]*?(\d+\.\d+\.\d+\.\d+|\[[0-9a-f:]+\]):(\d+))");
+  static const std::regex kTcp(R"(listening on [^;]*?(\d+\.\d+\.\d+\.\d+):(\d+))");
   std::smatch match;
   const auto text = log();
   if (std::regex_search(text, match, kTcp))

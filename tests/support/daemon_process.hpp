@@ -33,7 +33,7 @@ class DaemonProcess {
 
   bool ready() const { return ready_; }
   pid_t pid() const { return pid_; }
-  // The first TCP address it listens on ("127.0.0.1", port), from its ready line.
+  // The port of the first IPv4 address it listens on, from its ready line.
   unsigned short port() const { return port_; }
   std::string log() const;
   // Waits until the log contains `text` (true) or the timeout passes (false).
