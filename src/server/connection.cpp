@@ -98,19 +98,23 @@ asio::awaitable<void> Connection::run() {
       std::size_t consumed = 0;
       answer(input_, consumed);
       input_.erase(0, consumed);
-      waiting_for_request_ = input_.empty() && !parser_.inRequest();
       if (!output_.empty()) {
         co_await asio::async_write(socket_, asio::buffer(output_), asio::use_awaitable);
         output_.clear();
       }
-      if (worker_.stopping && waiting_for_request_) break;
+      const bool nothingPending = input_.empty() && !parser_.inRequest();
+      if (worker_.stopping && nothingPending) break;
 
+      // Only a connection suspended here with nothing half received may be closed by a stop;
+      // one suspended in the write above still owes its peer a reply.
+      waiting_for_request_ = nothingPending;
       const auto size = input_.size();
       input_.resize(size + kReadChunk);
       boost::system::error_code ec;
       const auto n =
           co_await socket_.async_read_some(asio::buffer(input_.data() + size, kReadChunk),
                                            asio::redirect_error(asio::use_awaitable, ec));
+      waiting_for_request_ = false;
       input_.resize(size + n);
       if (ec) throw boost::system::system_error(ec);
       last_activity_ = std::chrono::steady_clock::now();

@@ -37,7 +37,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   protocol::Request request_;
   std::string input_;
   std::string output_;
-  bool waiting_for_request_ = true;
+  bool waiting_for_request_ = false;
   std::chrono::steady_clock::time_point last_activity_;
 };
 

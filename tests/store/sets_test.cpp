@@ -1,0 +1,107 @@
+// sets_test.cpp — distinct-value sets with per-entry expiry (client IPs, countries), through
+// Store::execute.
+#include <gtest/gtest.h>
+
+#include "store_test_util.hpp"
+
+namespace saslguard::store::testing {
+namespace {
+
+using Sets = StoreTest;
+
+SetResult touchOne(EmbeddedStore& store, const std::string& value, TimePoint now,
+                   std::uint32_t ttl_s = 100) {
+  auto result = store.execute(batch("alice", {}, {touch("geo:ips", value, ttl_s)}), now);
+  EXPECT_TRUE(result) << result.error().message;
+  return result ? result->sets.at(0) : SetResult{};
+}
+
+TEST_F(Sets, CountsDistinctValues) {
+  auto store = open();
+  EXPECT_EQ(touchOne(*store, "192.0.2.1", at(0)).count, 1u);
+  EXPECT_EQ(touchOne(*store, "192.0.2.2", at(1)).count, 2u);
+  EXPECT_EQ(touchOne(*store, "192.0.2.1", at(2)).count, 2u) << "a value counts once";
+  EXPECT_EQ(touchOne(*store, "2001:db8::1:2:3:4", at(3)).count, 3u);
+}
+
+TEST_F(Sets, InsertedTellsWhetherTheValueWasNew) {
+  auto store = open();
+  EXPECT_TRUE(touchOne(*store, "DE", at(0)).inserted);
+  EXPECT_FALSE(touchOne(*store, "DE", at(1)).inserted);
+  EXPECT_TRUE(touchOne(*store, "FR", at(2)).inserted);
+  EXPECT_TRUE(touchOne(*store, "DE", at(200)).inserted) << "an expired value is new again";
+}
+
+TEST_F(Sets, EntriesExpireOneByOneTtlAfterTheyWereLastSeen) {
+  auto store = open();
+  touchOne(*store, "a", at(0));
+  touchOne(*store, "b", at(30));
+  EXPECT_EQ(touchOne(*store, "", at(99)).count, 2u);
+  EXPECT_EQ(touchOne(*store, "", at(100)).count, 1u) << "a expired, b is live";
+  EXPECT_EQ(touchOne(*store, "", at(130)).count, 0u);
+}
+
+TEST_F(Sets, TouchingAgainRefreshesLastSeen) {
+  auto store = open();
+  touchOne(*store, "a", at(0));
+  touchOne(*store, "a", at(60));
+  EXPECT_EQ(touchOne(*store, "", at(150)).count, 1u) << "lives 100 s from the second touch";
+  EXPECT_EQ(touchOne(*store, "", at(160)).count, 0u);
+}
+
+TEST_F(Sets, EmptyValueOnlyCounts) {
+  auto store = open();
+  auto unknown = touchOne(*store, "", at(0));
+  EXPECT_EQ(unknown.count, 0u);
+  EXPECT_FALSE(unknown.inserted);
+  EXPECT_EQ(store->stats().accounts, 0u) << "counting does not create the account";
+  touchOne(*store, "a", at(1));
+  auto counted = touchOne(*store, "", at(2));
+  EXPECT_EQ(counted.count, 1u);
+  EXPECT_FALSE(counted.inserted);
+}
+
+TEST_F(Sets, ViewListsLiveEntriesWithLastSeen) {
+  auto store = open();
+  touchOne(*store, "a", at(0));
+  touchOne(*store, "b", at(50));
+  touchOne(*store, "b", at(70));
+  auto view = store->view("alice", at(120));
+  ASSERT_TRUE(view);
+  ASSERT_EQ(view->sets.size(), 1u);
+  EXPECT_EQ(view->sets[0].name, "geo:ips");
+  ASSERT_EQ(view->sets[0].entries.size(), 1u);
+  EXPECT_EQ(view->sets[0].entries[0].value, "b");
+  EXPECT_EQ(view->sets[0].entries[0].last_seen, at(70));
+}
+
+TEST_F(Sets, AFullSetReplacesItsLeastRecentlySeenEntry) {
+  auto o = options();
+  o.max_set_entries = 3;
+  auto store = open(o);
+  touchOne(*store, "a", at(0));
+  touchOne(*store, "b", at(1));
+  touchOne(*store, "c", at(2));
+  touchOne(*store, "a", at(3));
+  auto d = touchOne(*store, "d", at(4));  // b is the least recently seen
+  EXPECT_EQ(d.count, 3u);
+  EXPECT_TRUE(d.inserted);
+  EXPECT_TRUE(touchOne(*store, "b", at(5)).inserted) << "b had made room";
+}
+
+TEST_F(Sets, CountersAndSetsOfOneBatchRunTogether) {
+  auto store = open();
+  auto result = store->execute(
+      batch("alice", {counter("quota", 1), counter("quota:big", 2, 3600, 60)},
+            {touch("geo:ips", "192.0.2.1"), touch("geo:countries", "DE")}),
+      at(0));
+  ASSERT_TRUE(result);
+  ASSERT_EQ(result->counters.size(), 2u);
+  ASSERT_EQ(result->sets.size(), 2u);
+  EXPECT_FALSE(result->mark);
+  EXPECT_EQ(result->counters[1].total, 2u);
+  EXPECT_EQ(result->sets[1].count, 1u);
+}
+
+}  // namespace
+}  // namespace saslguard::store::testing
