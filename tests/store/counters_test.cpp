@@ -44,9 +44,9 @@ TEST_F(Counters, KeepsSeveralWindowsPerAccount) {
       at(0));
   ASSERT_TRUE(result);
   ASSERT_EQ(result->counters.size(), 3u);
-  ASSERT_TRUE(store->execute(batch("alice", {counter("quota:86400", 5, 86400, 100),
-                                             counter("quota:3600", 5, 3600, 60)}),
-                             at(3600)));
+  ASSERT_TRUE(store->execute(
+      batch("alice", {counter("quota:86400", 5, 86400, 100), counter("quota:3600", 5, 3600, 60)}),
+      at(3600)));
   EXPECT_EQ(total(*store, "alice", "quota:86400", at(3600), 86400, 100), 15u);
   EXPECT_EQ(total(*store, "alice", "quota:3600", at(3600), 3600, 60), 5u);
   EXPECT_EQ(total(*store, "alice", "logins:60", at(3600)), 0u);

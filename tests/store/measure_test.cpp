@@ -62,9 +62,9 @@ class Traffic {
   }
   std::uint64_t accounts_;
   std::uint64_t random_ = 88172645463325252ull;
-  Batch request_ = batch("user0000000@example.org", {counter("quota:86400", 1, 86400, 100)},
-                         {touch("geo:ips", "198.51.100.7", 86400),
-                          touch("geo:countries", "DE", 86400)});
+  Batch request_ =
+      batch("user0000000@example.org", {counter("quota:86400", 1, 86400, 100)},
+            {touch("geo:ips", "198.51.100.7", 86400), touch("geo:countries", "DE", 86400)});
   Batch lookup_ = batch("user0000000@example.org", {});
 };
 
@@ -98,24 +98,29 @@ void measure(std::uint64_t accounts) {
     EmbeddedStore& store = **opened;
     const long anon_before = statusMb("RssAnon:");
     for (std::uint64_t i = 0; i < accounts; ++i) {
-      ASSERT_TRUE(store.execute(traffic.request(i),
-                                at(static_cast<std::int64_t>(i * 3600 / accounts))));
+      ASSERT_TRUE(
+          store.execute(traffic.request(i), at(static_cast<std::int64_t>(i * 3600 / accounts))));
     }
     const long anon_after = statusMb("RssAnon:");
-    const double execute_ns = cpuNsPerCall(store, [&]() -> auto& { return traffic.randomRequest(); },
-                                           3600);
-    const double lookup_ns = cpuNsPerCall(store, [&]() -> auto& { return traffic.randomLookup(); },
-                                          3600);
-    std::printf("[measure] %7llu accounts: execute %.0f ns CPU/call (quota counter + 2 set "
-                "touches, random account), of which finding the account %.0f ns; maps %ld MB "
-                "(%.0f bytes/account)\n",
-                n, execute_ns, lookup_ns, anon_after - anon_before,
-                static_cast<double>(anon_after - anon_before) * 1048576.0 /
-                    static_cast<double>(accounts));
-    const auto start = std::chrono::steady_clock::now();
+    const double execute_ns = cpuNsPerCall(
+        store, [&]() -> auto& { return traffic.randomRequest(); }, 3600);
+    const double lookup_ns = cpuNsPerCall(
+        store, [&]() -> auto& { return traffic.randomLookup(); }, 3600);
+    std::printf(
+        "[measure] %7llu accounts: execute %.0f ns CPU/call (quota counter + 2 set "
+        "touches, random account), of which finding the account %.0f ns; maps %ld MB "
+        "(%.0f bytes/account)\n",
+        n, execute_ns, lookup_ns, anon_after - anon_before,
+        static_cast<double>(anon_after - anon_before) * 1048576.0 / static_cast<double>(accounts));
+    auto start = std::chrono::steady_clock::now();
     ASSERT_TRUE(store.flush());
-    std::printf("[measure] %7llu accounts: first group commit of all of them %.0f ms\n", n,
-                msSince(start));
+    const double flush_ms = msSince(start);
+    start = std::chrono::steady_clock::now();
+    ASSERT_TRUE(store.close());
+    std::printf(
+        "[measure] %7llu accounts: journaling all of them at once %.0f ms; close() "
+        "folding them into the accounts database %.0f ms\n",
+        n, flush_ms, msSince(start));
   }
   malloc_trim(0);
 
@@ -139,12 +144,16 @@ void measure(std::uint64_t accounts) {
     ASSERT_TRUE(store.flush());
     flush_ms += msSince(flush_start);
   }
-  std::printf("[measure] %7llu accounts: restart loads in %.0f ms, RSS anon +%ld MB, file %ld MB; "
-              "a commit of %llu active accounts takes %.0f ms; then RSS anon +%ld MB, file %ld "
-              "MB\n",
-              n, load_ms, anon_loaded - anon_before, file_loaded,
-              static_cast<unsigned long long>(active), flush_ms / kIntervals,
-              statusMb("RssAnon:") - anon_before, statusMb("RssFile:"));
+  std::printf(
+      "[measure] %7llu accounts: restart loads in %.0f ms, RSS anon +%ld MB, file %ld MB; "
+      "a commit of %llu active accounts takes %.0f ms; then RSS anon +%ld MB, file %ld "
+      "MB\n",
+      n, load_ms, anon_loaded - anon_before, file_loaded, static_cast<unsigned long long>(active),
+      flush_ms / kIntervals, statusMb("RssAnon:") - anon_before, statusMb("RssFile:"));
+  const auto close_start = std::chrono::steady_clock::now();
+  ASSERT_TRUE(store.close());
+  std::printf("[measure] %7llu accounts: close() folding the %d intervals' changes %.0f ms\n", n,
+              kIntervals, msSince(close_start));
 }
 
 TEST(Measure, DISABLED_ExecuteCostAndMemory) {

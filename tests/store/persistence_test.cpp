@@ -15,12 +15,12 @@ using Persistence = StoreTest;
 TEST_F(Persistence, StateSurvivesCloseAndReopen) {
   {
     auto store = open();
-    ASSERT_TRUE(store->execute(batch("alice", {counter("quota:3600", 7, 3600, 60)},
-                                     {touch("geo:ips", "192.0.2.1", 3600)}),
-                               at(0)));
-    ASSERT_TRUE(store->execute(batch("alice", {counter("quota:3600", 2, 3600, 60)},
-                                     {touch("geo:ips", "192.0.2.2", 3600)}),
-                               at(100)));
+    ASSERT_TRUE(store->execute(
+        batch("alice", {counter("quota:3600", 7, 3600, 60)}, {touch("geo:ips", "192.0.2.1", 3600)}),
+        at(0)));
+    ASSERT_TRUE(store->execute(
+        batch("alice", {counter("quota:3600", 2, 3600, 60)}, {touch("geo:ips", "192.0.2.2", 3600)}),
+        at(100)));
     ASSERT_TRUE(store->mark("bob", mark("reputation", "listed"), at(5)));
     ASSERT_TRUE(store->execute(batch("bob", {}), at(6)));  // one refused request
     ASSERT_TRUE(store->close());

@@ -160,8 +160,7 @@ TEST_F(Registry, AuditEntriesAreVisibleInView) {
 TEST_F(Registry, ViewShowsMarkCountersAndSets) {
   auto store = open();
   ASSERT_TRUE(store->execute(
-      batch("alice", {counter("quota:3600", 7, 3600, 60)}, {touch("geo:countries", "DE")}),
-      at(0)));
+      batch("alice", {counter("quota:3600", 7, 3600, 60)}, {touch("geo:countries", "DE")}), at(0)));
   ASSERT_TRUE(store->mark("alice", mark("quota", "over quota"), at(1)));
   auto view = store->view("alice", at(2));
   ASSERT_TRUE(view);

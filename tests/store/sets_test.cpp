@@ -91,10 +91,10 @@ TEST_F(Sets, AFullSetReplacesItsLeastRecentlySeenEntry) {
 
 TEST_F(Sets, CountersAndSetsOfOneBatchRunTogether) {
   auto store = open();
-  auto result = store->execute(
-      batch("alice", {counter("quota", 1), counter("quota:big", 2, 3600, 60)},
-            {touch("geo:ips", "192.0.2.1"), touch("geo:countries", "DE")}),
-      at(0));
+  auto result =
+      store->execute(batch("alice", {counter("quota", 1), counter("quota:big", 2, 3600, 60)},
+                           {touch("geo:ips", "192.0.2.1"), touch("geo:countries", "DE")}),
+                     at(0));
   ASSERT_TRUE(result);
   ASSERT_EQ(result->counters.size(), 2u);
   ASSERT_EQ(result->sets.size(), 2u);

@@ -17,7 +17,9 @@ namespace saslguard::store::testing {
 // 2023-11-14 00:00:00 UTC: day-aligned, so bucket boundaries fall on round offsets.
 inline constexpr std::int64_t kBaseS = 1'699'920'000;
 
-inline TimePoint at(std::int64_t seconds) { return fromUnixMs((kBaseS + seconds) * 1000); }
+inline TimePoint at(std::int64_t seconds) {
+  return fromUnixMs((kBaseS + seconds) * 1000);
+}
 
 inline CounterOp counter(std::string name, std::uint64_t amount, std::uint32_t window_s = 60,
                          std::uint32_t buckets = 6,
