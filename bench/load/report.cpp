@@ -107,8 +107,10 @@ void printResultLine(const RunReport& report) {
   std::printf(" load_user_cpu_s=%.3f load_cpu_us_per_req=%.2f unsent=%llu", report.load_user_cpu_s,
               per_request.value_or(0.0), u(s.unsent));
   if (report.server_cpu_s) {
-    std::printf(" server_cpu_s=%.3f server_cpu_us_per_req=%.2f", *report.server_cpu_s,
-                cpuMicrosecondsPerRequest(report.server_cpu_s, report).value_or(0.0));
+    std::printf(" server_cpu_s=%.3f server_cpu_us_per_req=%.2f server_user_cpu_s=%.3f",
+                *report.server_cpu_s,
+                cpuMicrosecondsPerRequest(report.server_cpu_s, report).value_or(0.0),
+                report.server_user_cpu_s);
   }
   std::printf("\n");
   std::fflush(stdout);

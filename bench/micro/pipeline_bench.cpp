@@ -1,0 +1,150 @@
+// pipeline_bench.cpp — Pipeline::decide, the whole request path after parsing, on the embedded
+// store (flusher running, 10,000 accounts prefilled, the compromised 1 % marked in the registry)
+// with the load generator's request mix; and the store's execute() on its own.
+#include <benchmark/benchmark.h>
+
+#include "engine/detectors/detectors.hpp"
+#include "engine/pipeline.hpp"
+#include "harness/harness.hpp"
+
+#include <unordered_set>
+
+namespace saslguard::bench {
+namespace {
+
+// Built once per process, on first use; the store is closed and its directory removed at exit.
+struct Environment {
+  TempDirectory dir{"saslguard-micro"};
+  std::unique_ptr<store::EmbeddedStore> store = openStore(dir.path());
+  engine::RecentDecisions recent{10000};
+  Population population{PopulationSettings{}};  // as saslguard-load: 10,000 accounts, 1 % bad
+  RequestCorpus corpus{population, 16384, 11};
+  Population anonymous_population{[] {
+    PopulationSettings settings;
+    settings.unauthenticated_share = 1.0;
+    return settings;
+  }()};
+  RequestCorpus anonymous{anonymous_population, 256, 12};
+  engine::PipelinePtr configured;  // what the daemon runs: every detector that exists
+  engine::PipelinePtr with_state;  // the same plus the quota/geo stand-in's store operations
+  std::vector<std::size_t> mix, unmarked, marked;  // indices into corpus
+
+  Environment() {
+    discardLogLines();
+    const auto now = Clock::now();
+    std::unordered_set<std::string> compromised;
+    for (std::uint64_t i = 0; i < population.size(); ++i) {
+      const auto& account = population.account(i);
+      prefillAccount(*store, account, now);
+      if (!account.compromised) continue;
+      store::Mark mark;
+      mark.detector = "operator";
+      mark.reason = "benchmark: marked compromised";
+      mark.evidence = "{}";
+      mark.action = "REJECT";
+      if (!store->mark(account.address, mark, now)) std::abort();
+      compromised.insert(account.address);
+    }
+    const auto settings = std::make_shared<const config::Settings>(benchSettings());
+    configured = *engine::Pipeline::build(settings, *store, recent);
+    auto detectors = *engine::buildDetectors(*settings);
+    detectors.push_back({std::make_unique<StateStandInDetector>(), false});
+    with_state = *engine::Pipeline::buildWith(settings, *store, recent, std::move(detectors));
+    for (std::size_t i = 0; i < corpus.size(); ++i) {
+      mix.push_back(i);
+      const std::string account(corpus[i].get(protocol::Attr::sasl_username));
+      (compromised.contains(account) ? marked : unmarked).push_back(i);
+    }
+  }
+};
+
+Environment& environment() {
+  static Environment env;
+  return env;
+}
+
+void runDecide(benchmark::State& state, const engine::Pipeline& pipeline,
+               const RequestCorpus& corpus, const std::vector<std::size_t>& indices) {
+  std::string reply;
+  std::size_t next = static_cast<std::size_t>(state.thread_index()) * 7919;
+  for (auto _ : state) {
+    reply.clear();
+    const auto& request = corpus[indices[next++ % indices.size()]];
+    benchmark::DoNotOptimize(pipeline.decide(request, Clock::now(), reply));
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+
+// The generator's mix: ~8 % of requests come from the marked accounts (they send many recipients).
+void BM_Decide_GeneratorMix(benchmark::State& state) {
+  auto& env = environment();
+  runDecide(state, *env.configured, env.corpus, env.mix);
+}
+BENCHMARK(BM_Decide_GeneratorMix)->Threads(1)->Threads(2)->UseRealTime();
+
+// The common case: an authenticated account, not marked, not listed: DUNNO.
+void BM_Decide_UnmarkedAccount(benchmark::State& state) {
+  auto& env = environment();
+  runDecide(state, *env.configured, env.corpus, env.unmarked);
+}
+BENCHMARK(BM_Decide_UnmarkedAccount);
+
+// The registry path: the account is marked, the store short-circuits, REJECT is logged.
+void BM_Decide_MarkedAccount(benchmark::State& state) {
+  auto& env = environment();
+  runDecide(state, *env.configured, env.corpus, env.marked);
+}
+BENCHMARK(BM_Decide_MarkedAccount);
+
+// No SASL login: identity says "not ours" before anything else.
+void BM_Decide_Unauthenticated(benchmark::State& state) {
+  auto& env = environment();
+  std::vector<std::size_t> all(env.anonymous.size());
+  for (std::size_t i = 0; i < all.size(); ++i) all[i] = i;
+  runDecide(state, *env.configured, env.anonymous, all);
+}
+BENCHMARK(BM_Decide_Unauthenticated);
+
+// The generator's mix with one counter and one set operation per request, as quota and geo will
+// add: the store's write path (sliding window, distinct set, dirty tracking for the flusher).
+void BM_Decide_WithStateStandIn(benchmark::State& state) {
+  auto& env = environment();
+  runDecide(state, *env.with_state, env.corpus, env.mix);
+}
+BENCHMARK(BM_Decide_WithStateStandIn)->Threads(1)->Threads(2)->UseRealTime();
+
+// The store call of the pipeline today: the registry check with no counter or set operation.
+void BM_StoreExecute_RegistryCheck(benchmark::State& state) {
+  auto& env = environment();
+  std::vector<store::Batch> batches;
+  for (std::uint64_t i = 0; i < env.population.size(); ++i) {
+    store::Batch batch;
+    batch.account = env.population.account(i).address;
+    batches.push_back(std::move(batch));
+  }
+  std::size_t next = 0;
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(env.store->execute(batches[next++ % batches.size()], Clock::now()));
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_StoreExecute_RegistryCheck);
+
+// The store call with the stand-in's counter and set operations.
+void BM_StoreExecute_CounterAndSet(benchmark::State& state) {
+  auto& env = environment();
+  std::vector<store::Batch> batches;
+  for (std::uint64_t i = 0; i < env.population.size(); ++i) {
+    const auto& account = env.population.account(i);
+    batches.push_back(standInBatch(account.address, account.home_addresses[i % 2].view()));
+  }
+  std::size_t next = 0;
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(env.store->execute(batches[next++ % batches.size()], Clock::now()));
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_StoreExecute_CounterAndSet);
+
+}  // namespace
+}  // namespace saslguard::bench
