@@ -14,30 +14,33 @@ namespace saslguard::engine {
 using protocol::Attr;
 
 Result<PipelinePtr> Pipeline::build(config::SettingsPtr settings, store::Store& store,
-                                    RecentDecisions& recent) {
+                                    RecentDecisions& recent, eventlog::EventSink* events) {
   auto detectors = buildDetectors(*settings);
   if (!detectors) return tl::unexpected(detectors.error());
-  return buildWith(std::move(settings), store, recent, std::move(*detectors));
+  return buildWith(std::move(settings), store, recent, std::move(*detectors), events);
 }
 
 Result<PipelinePtr> Pipeline::buildWith(config::SettingsPtr settings, store::Store& store,
                                         RecentDecisions& recent,
-                                        std::vector<ConfiguredDetector> detectors) {
+                                        std::vector<ConfiguredDetector> detectors,
+                                        eventlog::EventSink* events) {
   IdentityResolver identity(settings->identity);
   auto allow = AllowLists::build(settings->lists, identity);
   if (!allow) return tl::unexpected(allow.error());
   if (!protocol::parseAction(settings->registry.action)) {
     return fail("registry.action: unknown action '" + settings->registry.action + "'");
   }
-  return PipelinePtr(
-      new Pipeline(std::move(settings), store, recent, std::move(*allow), std::move(detectors)));
+  return PipelinePtr(new Pipeline(std::move(settings), store, recent, std::move(*allow),
+                                  std::move(detectors), events));
 }
 
 Pipeline::Pipeline(config::SettingsPtr settings, store::Store& store, RecentDecisions& recent,
-                   AllowLists allow, std::vector<ConfiguredDetector> detectors)
+                   AllowLists allow, std::vector<ConfiguredDetector> detectors,
+                   eventlog::EventSink* events)
     : settings_(std::move(settings)),
       store_(store),
       recent_(recent),
+      events_(events),
       identity_(settings_->identity),
       allow_(std::move(allow)),
       detectors_(std::move(detectors)),
@@ -103,14 +106,21 @@ Action Pipeline::decide(const protocol::Request& request, TimePoint now, std::st
   // 4. detectors
   record.outcome = "evaluated";
   std::optional<Verdict> winner;
+  struct Counted {
+    std::string_view detector;
+    CountedMessage message;
+    bool shadow;
+  };
+  std::vector<Counted> counted;
   for (std::size_t i = 0; i < detectors_.size(); ++i) {
     const auto& p = planned[i];
     const DetectorResults results{
         std::span(state->counters).subspan(p.counters_begin, p.counters_end - p.counters_begin),
         std::span(state->sets).subspan(p.sets_begin, p.sets_end - p.sets_begin)};
     auto verdict = detectors_[i].detector->evaluate(context, results);
-    if (!verdict.hasOpinion()) continue;
     const bool shadow = detectors_[i].shadow;
+    if (verdict.counted) counted.push_back({verdict.detector, *verdict.counted, shadow});
+    if (!verdict.hasOpinion()) continue;
     record.verdicts.push_back(
         {std::string(verdict.detector), verdict.action, verdict.reason, shadow});
     if (shadow) {
@@ -121,9 +131,15 @@ Action Pipeline::decide(const protocol::Request& request, TimePoint now, std::st
   }
 
   // 5. decide
-  if (!winner) return finish(record, Action::Dunno, {}, started, reply);
+  if (!winner) {
+    record.action = Action::Dunno;
+    for (const auto& c : counted) logCounted(request, record, c.detector, c.message, c.shadow);
+    return finish(record, Action::Dunno, {}, started, reply);
+  }
   record.decided_by = std::string(winner->detector);
   if (winner->mark) recordMark(*identity, *winner, request, now, record);
+  record.action = winner->action;
+  for (const auto& c : counted) logCounted(request, record, c.detector, c.message, c.shadow);
   const auto text = winner->reply_text.empty() ? defaultText(winner->action)
                                                : std::string_view(winner->reply_text);
   return finish(record, winner->action, text, started, reply);
@@ -151,6 +167,24 @@ void Pipeline::recordMark(const Identity& identity, const Verdict& verdict,
     SASLGUARD_COUNT(marks_total);
     record.new_mark = true;
   }
+}
+
+// The event log row for a counted message; dropped rows are counted by the sink.
+void Pipeline::logCounted(const protocol::Request& request, const DecisionRecord& record,
+                          std::string_view detector, const CountedMessage& counted,
+                          bool shadow) const {
+  if (events_ == nullptr) return;
+  eventlog::EventRow row;
+  row.ts = record.at;
+  row.sasl_username = record.account;
+  row.sender = request.get(Attr::sender);
+  row.client_address = record.client_address;
+  row.recipient_count = counted.recipients;
+  row.window_total = counted.window_total;
+  row.action = std::string(protocol::actionName(record.action));
+  row.detector = std::string(detector);
+  row.shadow = shadow;
+  events_->offer(std::move(row));
 }
 
 std::string_view Pipeline::defaultText(Action action) const {

@@ -2,6 +2,8 @@
 // under. A DUNNO verdict means "no opinion"; the most severe verdict decides the reply.
 #pragma once
 
+#include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -17,6 +19,12 @@ struct Identity {
   bool authenticated = false;  // came from sasl_username
 };
 
+// A message a detector counted, for the event log (set even when the verdict is DUNNO).
+struct CountedMessage {
+  std::uint64_t recipients = 0;
+  std::uint64_t window_total = 0;  // including this message
+};
+
 struct Verdict {
   Action action = Action::Dunno;
   std::string_view detector;  // the detector's name (static storage)
@@ -24,6 +32,7 @@ struct Verdict {
   std::string evidence;       // a JSON object with the details, for the registry and the API
   std::string reply_text;     // empty: the default text for the action
   bool mark = false;          // mark the account compromised when enforced
+  std::optional<CountedMessage> counted;
 
   bool hasOpinion() const { return action != Action::Dunno; }
 };

@@ -24,8 +24,8 @@ class FixedDetector final : public Detector {
       : name_(name), action_(action), mark_(mark), text_(std::move(text)) {}
   std::string_view name() const override { return name_; }
   Verdict evaluate(const DetectorContext&, const DetectorResults&) const override {
-    return Verdict{action_, name_, std::string(name_) + " says so", R"({"fixed":true})",
-                   text_,   mark_};
+    return Verdict{action_, name_, std::string(name_) + " says so", R"({"fixed":true})", text_,
+                   mark_,   {}};
   }
 
  private:
@@ -45,9 +45,31 @@ class CountingDetector final : public Detector {
   Verdict evaluate(const DetectorContext&, const DetectorResults& results) const override {
     EXPECT_EQ(results.counters.size(), 1u);
     if (results.counters[0].total >= 3)
-      return Verdict{Action::Hold, name(), "third", "{}", "", false};
+      return Verdict{Action::Hold, name(), "third", "{}", "", false, {}};
     return {};
   }
+};
+
+// Counts every message as 4 recipients (as a volume detector would), with no opinion.
+class MessageCounter final : public Detector {
+ public:
+  std::string_view name() const override { return "volume"; }
+  Verdict evaluate(const DetectorContext&, const DetectorResults&) const override {
+    Verdict verdict;
+    verdict.detector = name();
+    verdict.counted = CountedMessage{4, 40};
+    return verdict;
+  }
+};
+
+// Keeps what the pipeline offers to the event log.
+class CollectingSink final : public eventlog::EventSink {
+ public:
+  bool offer(eventlog::EventRow&& row) noexcept override {
+    rows.push_back(std::move(row));
+    return true;
+  }
+  std::vector<eventlog::EventRow> rows;
 };
 
 class PipelineTest : public ::testing::Test {
@@ -59,10 +81,11 @@ class PipelineTest : public ::testing::Test {
     store_ = std::move(*store::EmbeddedStore::open(options));
   }
 
-  PipelinePtr build(config::Settings settings, std::vector<ConfiguredDetector> detectors) {
+  PipelinePtr build(config::Settings settings, std::vector<ConfiguredDetector> detectors,
+                    eventlog::EventSink* events = nullptr) {
     auto pipeline =
         Pipeline::buildWith(std::make_shared<const config::Settings>(std::move(settings)), *store_,
-                            recent_, std::move(detectors));
+                            recent_, std::move(detectors), events);
     EXPECT_TRUE(pipeline.has_value()) << pipeline.error().message;
     return *pipeline;
   }
@@ -231,6 +254,32 @@ TEST_F(PipelineTest, BadListEntriesAreConfigurationErrors) {
       Pipeline::build(std::make_shared<const config::Settings>(settings), *store_, recent_);
   ASSERT_FALSE(pipeline.has_value());
   EXPECT_NE(pipeline.error().message.find("lists.allow_networks"), std::string::npos);
+}
+
+TEST_F(PipelineTest, CountedMessagesReachTheEventLogWithTheFinalAction) {
+  CollectingSink sink;
+  auto pipeline = build({}, detectors({{new MessageCounter(), true}}), &sink);
+  ask(*pipeline,
+      "sasl_username=Counted@Example.org\nsender=counted@example.org\nclient_address=192.0.2.4");
+  ASSERT_EQ(sink.rows.size(), 1u);
+  EXPECT_EQ(sink.rows[0].sasl_username, "counted@example.org");
+  EXPECT_EQ(sink.rows[0].sender, "counted@example.org");
+  EXPECT_EQ(sink.rows[0].client_address, "192.0.2.4");
+  EXPECT_EQ(sink.rows[0].recipient_count, 4u);
+  EXPECT_EQ(sink.rows[0].window_total, 40u);
+  EXPECT_EQ(sink.rows[0].action, "DUNNO");
+  EXPECT_EQ(sink.rows[0].detector, "volume");
+  EXPECT_TRUE(sink.rows[0].shadow);
+  EXPECT_EQ(sink.rows[0].ts, kNow);
+
+  pipeline = build({},
+                   detectors({{new MessageCounter(), false},
+                              {new FixedDetector("deny", Action::Reject), false}}),
+                   &sink);
+  ask(*pipeline, "sasl_username=counted@example.org");
+  ASSERT_EQ(sink.rows.size(), 2u);
+  EXPECT_EQ(sink.rows[1].action, "REJECT");
+  EXPECT_FALSE(sink.rows[1].shadow);
 }
 
 TEST(DecisionLog, TextAndJsonFormsCarryTheWholeRecord) {

@@ -21,7 +21,7 @@ Result<DetectorPtr> DenylistDetector::create(const config::DenylistSettings& set
 
 Verdict DenylistDetector::evaluate(const DetectorContext& context, const DetectorResults&) const {
   const auto listed = [&](std::string reason, std::string evidence) {
-    return Verdict{action_, name(), std::move(reason), std::move(evidence), reply_text_, false};
+    return Verdict{action_, name(), std::move(reason), std::move(evidence), reply_text_, false, {}};
   };
   if (accounts_.contains(context.identity.account)) {
     return listed("account is on the deny list", R"({"list":"accounts"})");
