@@ -15,7 +15,33 @@ static ip::address unmap(const ip::address& a) {
   return a;
 }
 
+// A dotted quad exactly as inet_pton accepts it (four decimal octets up to 255, no leading
+// zeros); anything else is left to make_address. client_address is parsed on every request, and
+// make_address copies the text and tries IPv6 first (a fifth of Pipeline::decide in callgrind).
+static std::optional<ip::address_v4> parseDottedQuad(std::string_view text) {
+  ip::address_v4::bytes_type bytes{};
+  std::size_t i = 0;
+  for (std::size_t octet = 0; octet < 4; ++octet) {
+    if (octet > 0) {
+      if (i == text.size() || text[i] != '.') return std::nullopt;
+      ++i;
+    }
+    const std::size_t start = i;
+    unsigned value = 0;
+    while (i < text.size() && i - start < 3 && text[i] >= '0' && text[i] <= '9') {
+      value = value * 10 + static_cast<unsigned>(text[i] - '0');
+      ++i;
+    }
+    const std::size_t digits = i - start;
+    if (digits == 0 || value > 255 || (digits > 1 && text[start] == '0')) return std::nullopt;
+    bytes[octet] = static_cast<unsigned char>(value);
+  }
+  if (i != text.size()) return std::nullopt;
+  return ip::address_v4(bytes);
+}
+
 std::optional<ip::address> parseAddress(std::string_view text) {
+  if (const auto v4 = parseDottedQuad(text)) return ip::address(*v4);
   boost::system::error_code ec;
   auto address = ip::make_address(std::string(text), ec);
   if (ec) return std::nullopt;
