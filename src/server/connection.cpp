@@ -7,6 +7,7 @@
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
+#include <cstring>
 
 #include "common/log.hpp"
 #include "metrics/metrics.hpp"
@@ -96,36 +97,40 @@ asio::awaitable<void> Connection::run() {
   try {
     for (;;) {
       std::size_t consumed = 0;
-      answer(input_, consumed);
-      input_.erase(0, consumed);
+      answer({input_.data(), input_size_}, consumed);
+      if (consumed > 0) {
+        std::memmove(input_.data(), input_.data() + consumed, input_size_ - consumed);
+        input_size_ -= consumed;
+      }
       if (!output_.empty()) {
         co_await asio::async_write(socket_, asio::buffer(output_), asio::use_awaitable);
         output_.clear();
       }
-      const bool nothingPending = input_.empty() && !parser_.inRequest();
+      const bool nothingPending = input_size_ == 0 && !parser_.inRequest();
       if (worker_.stopping && nothingPending) break;
 
       // Only a connection suspended here with nothing half received may be closed by a stop;
       // one suspended in the write above still owes its peer a reply.
       waiting_for_request_ = nothingPending;
-      const auto size = input_.size();
-      input_.resize(size + kReadChunk);
+      // The buffer only grows (zero-filled once): resizing it around every read cleared 16 KiB
+      // per request, ~1 % of the daemon's CPU in perf.
+      if (input_.size() < input_size_ + kReadChunk) input_.resize(input_size_ + kReadChunk);
       boost::system::error_code ec;
       const auto n =
-          co_await socket_.async_read_some(asio::buffer(input_.data() + size, kReadChunk),
+          co_await socket_.async_read_some(asio::buffer(input_.data() + input_size_, kReadChunk),
                                            asio::redirect_error(asio::use_awaitable, ec));
       waiting_for_request_ = false;
-      input_.resize(size + n);
+      input_size_ += n;
       if (ec) throw boost::system::system_error(ec);
       last_activity_ = std::chrono::steady_clock::now();
     }
   } catch (const boost::system::system_error& e) {
-    const bool halfway = !input_.empty() || parser_.inRequest();
+    const bool halfway = input_size_ > 0 || parser_.inRequest();
     if (halfway && e.code() == asio::error::eof) {
       SASLGUARD_COUNT(truncated_total);
       if (log::peerWarningAllowed()) {
         spdlog::warn("policy connection closed in the middle of a request ({} bytes unanswered)",
-                     input_.size());
+                     input_size_);
       }
     } else if (e.code() != asio::error::eof && e.code() != asio::error::operation_aborted &&
                e.code() != asio::error::connection_reset &&

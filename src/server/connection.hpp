@@ -35,7 +35,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::atomic<std::int64_t>& open_count_;
   protocol::RequestParser parser_;
   protocol::Request request_;
-  std::string input_;
+  std::string input_;  // its first input_size_ bytes are received and not yet consumed
+  std::size_t input_size_ = 0;
   std::string output_;
   bool waiting_for_request_ = false;
   std::chrono::steady_clock::time_point last_activity_;
