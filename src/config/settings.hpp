@@ -20,8 +20,8 @@ struct ServerSettings {
   std::string unix_socket_mode = "0660";
   std::string unix_socket_owner;
   std::string unix_socket_group;
-  std::string user;   // drop privileges to this user after binding
-  std::string group;  // and this group
+  std::string user;                             // drop privileges to this user after binding
+  std::string group;                            // and this group
   std::string control_socket = "control.sock";  // relative to state.dir; "" disables it
 };
 
@@ -60,16 +60,17 @@ struct RepliesSettings {
 };
 
 struct RegistrySettings {
-  std::string action = "REJECT";  // answer for an account marked compromised: REJECT|DEFER|HOLD|DUNNO
+  std::string action =
+      "REJECT";  // answer for an account marked compromised: REJECT|DEFER|HOLD|DUNNO
   std::string reply_text = "5.7.1 This account is blocked; contact your support";
 };
 
 struct StateSettings {
   std::string backend = "embedded";
   std::string dir = "/var/lib/saslguard";
-  int flush_interval_ms = 1000;        // counters written behind the request path at this pace
+  int flush_interval_ms = 1000;         // counters written behind the request path at this pace
   std::int64_t max_accounts = 2000000;  // tracked accounts held in memory at most
-  int idle_expiry_s = 172800;          // an account with no activity for this long is forgotten
+  int idle_expiry_s = 172800;           // an account with no activity for this long is forgotten
   std::int64_t lmdb_map_size_mb = 4096;
 };
 

@@ -11,15 +11,40 @@
 namespace saslguard::protocol {
 
 // Postfix 3.7 sends these in this order; later versions add compatibility_level and mail_version.
-#define SASLGUARD_POLICY_ATTRIBUTES(X)                                                            \
-  X(request)                                                                                      \
-  X(protocol_state) X(protocol_name) X(client_address) X(client_name) X(client_port)              \
-      X(reverse_client_name) X(server_address) X(server_port) X(helo_name) X(sender) X(recipient) \
-          X(recipient_count) X(queue_id) X(instance) X(size) X(etrn_domain) X(stress)             \
-              X(sasl_method) X(sasl_username) X(sasl_sender) X(ccert_subject) X(ccert_issuer)     \
-                  X(ccert_fingerprint) X(ccert_pubkey_fingerprint) X(encryption_protocol)         \
-                      X(encryption_cipher) X(encryption_keysize) X(policy_context)                \
-                          X(compatibility_level) X(mail_version)
+// clang-format off
+#define SASLGUARD_POLICY_ATTRIBUTES(X) \
+  X(request) \
+  X(protocol_state) \
+  X(protocol_name) \
+  X(client_address) \
+  X(client_name) \
+  X(client_port) \
+  X(reverse_client_name) \
+  X(server_address) \
+  X(server_port) \
+  X(helo_name) \
+  X(sender) \
+  X(recipient) \
+  X(recipient_count) \
+  X(queue_id) \
+  X(instance) \
+  X(size) \
+  X(etrn_domain) \
+  X(stress) \
+  X(sasl_method) \
+  X(sasl_username) \
+  X(sasl_sender) \
+  X(ccert_subject) \
+  X(ccert_issuer) \
+  X(ccert_fingerprint) \
+  X(ccert_pubkey_fingerprint) \
+  X(encryption_protocol) \
+  X(encryption_cipher) \
+  X(encryption_keysize) \
+  X(policy_context) \
+  X(compatibility_level) \
+  X(mail_version)
+// clang-format on
 
 enum class Attr : std::uint8_t {
 #define SASLGUARD_ATTR_ENUM(name) name,

@@ -22,7 +22,7 @@ struct Mark {
   std::string action;    // REJECT | DEFER | HOLD | DUNNO, the answer while marked
   TimePoint first_seen{};
   TimePoint last_seen{};
-  std::uint64_t hits = 0;  // requests refused because of this mark
+  std::uint64_t hits = 0;            // requests refused because of this mark
   std::optional<TimePoint> expires;  // none: until cleared
 };
 
@@ -45,7 +45,7 @@ struct AuditEntry {
 // the amount is added only when the new total stays below that limit (a rejected message does
 // not count); the returned total is then what it would have been.
 struct CounterOp {
-  std::string name;       // e.g. "quota:86400"
+  std::string name;  // e.g. "quota:86400"
   std::uint32_t window_s = 86400;
   std::uint32_t buckets = 100;  // granularity = window_s / buckets
   std::uint64_t amount = 0;     // 0 reads without changing anything
@@ -112,8 +112,8 @@ struct AccountView {
 struct StoreStats {
   std::uint64_t accounts = 0;  // tracked in memory
   std::uint64_t marks = 0;
-  std::uint64_t evicted = 0;   // accounts dropped because of the max_accounts cap
-  std::uint64_t flushes = 0;   // group commits written
+  std::uint64_t evicted = 0;  // accounts dropped because of the max_accounts cap
+  std::uint64_t flushes = 0;  // group commits written
   std::uint64_t flush_errors = 0;
 };
 
