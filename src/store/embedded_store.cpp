@@ -17,9 +17,10 @@
 namespace saslguard::store {
 namespace {
 
-constexpr std::size_t kEvictionSample = 8;         // accounts compared per inline eviction
-constexpr std::size_t kSweepSlotsPerFlush = 2048;  // per shard and flush interval
-constexpr std::ptrdiff_t kViewAuditEntries = 200;  // newest audit entries view() returns
+constexpr std::size_t kEvictionSample = 8;          // accounts compared per inline eviction
+constexpr std::size_t kEvictionSlotsScanned = 256;  // at most, looking for them
+constexpr std::size_t kSweepSlotsPerFlush = 2048;   // per shard and flush interval
+constexpr std::ptrdiff_t kViewAuditEntries = 200;   // newest audit entries view() returns
 
 // The later of two expiries, where none means "until cleared".
 std::optional<TimePoint> longerExpiry(const std::optional<TimePoint>& a,
@@ -188,7 +189,8 @@ void EmbeddedStore::evictForInsert(Shard& shard, const AccountEntry* keep) {
   std::size_t slot = nextRandom(shard.random) % slots;
   std::size_t victim = slots;
   std::size_t sampled = 0;
-  for (std::size_t visited = 0; visited < slots && sampled < kEvictionSample; ++visited) {
+  const std::size_t look_at = std::min(slots, kEvictionSlotsScanned);
+  for (std::size_t visited = 0; visited < look_at && sampled < kEvictionSample; ++visited) {
     const AccountEntry* entry = table.entryAt(slot);
     if (entry != nullptr && entry != keep && !entry->state.mark) {
       ++sampled;

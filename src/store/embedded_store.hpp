@@ -171,6 +171,7 @@ class EmbeddedStore final : public Store {
   std::atomic<std::uint64_t> flush_errors_{0};
   std::atomic<std::int64_t> observed_ms_{0};  // latest `now` seen (updated at most once a second)
   std::atomic<bool> closed_{false};
+  bool loaded_ = false;  // open() completed; until then close() writes nothing
 
   std::mutex stop_mutex_;
   std::condition_variable stop_cv_;

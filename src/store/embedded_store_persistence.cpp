@@ -96,6 +96,7 @@ Result<std::unique_ptr<EmbeddedStore>> EmbeddedStore::open(const EmbeddedStoreOp
   if (auto ok = store->openDatabases(); !ok) return tl::unexpected(ok.error());
   if (auto ok = store->load(); !ok) return tl::unexpected(ok.error());
   store->enforceCap();
+  store->loaded_ = true;
   if (options.start_flusher) store->flusher_ = std::thread([s = store.get()] { s->flusherLoop(); });
   return store;
 }
@@ -333,6 +334,10 @@ EmbeddedStore::~EmbeddedStore() {
 
 Result<void> EmbeddedStore::close() {
   if (closed_.exchange(true) || !env_) return {};
+  if (!loaded_) {  // open() failed half way: write nothing over what is on disk
+    env_.close();
+    return {};
+  }
   {
     std::lock_guard lock(stop_mutex_);
     stop_ = true;
