@@ -113,6 +113,30 @@ void BM_Decide_WithStateStandIn(benchmark::State& state) {
 }
 BENCHMARK(BM_Decide_WithStateStandIn)->Threads(1)->Threads(2)->UseRealTime();
 
+// Keeping the decision for operators: RecentDecisions at the daemon's default capacity (10,000),
+// full, records as decide() builds them for the generator's accounts (a cold slot per add).
+void BM_RecentDecisionsAdd(benchmark::State& state) {
+  auto& env = environment();
+  engine::RecentDecisions recent(10000);
+  std::vector<engine::DecisionRecord> records;
+  for (std::size_t i = 0; i < 4096; ++i) {
+    const auto& request = env.corpus[i];
+    engine::DecisionRecord record;
+    record.at = Clock::now();
+    record.account = request.get(protocol::Attr::sasl_username);
+    record.stage = request.stage();
+    record.instance = request.get(protocol::Attr::instance);
+    record.client_address = request.get(protocol::Attr::client_address);
+    record.outcome = "evaluated";
+    records.push_back(std::move(record));
+  }
+  for (int i = 0; i < 20000; ++i) recent.add(records[i % records.size()]);
+  std::size_t next = 0;
+  for (auto _ : state) recent.add(records[next++ % records.size()]);  // a copy, as decide moves one
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_RecentDecisionsAdd);
+
 // The store call of the pipeline today: the registry check with no counter or set operation.
 void BM_StoreExecute_RegistryCheck(benchmark::State& state) {
   auto& env = environment();
