@@ -3,7 +3,6 @@
 #pragma once
 
 #include <cstdint>
-#include <deque>
 #include <string>
 #include <vector>
 
@@ -49,8 +48,13 @@ class RecentDecisions {
 
  private:
   static constexpr std::size_t kShards = 16;
+  // Once full, a shard overwrites its oldest record in place: no allocation per decision.
+  struct Ring {
+    std::vector<DecisionRecord> records;  // at most per_shard_
+    std::size_t oldest = 0;               // where the next record goes once full
+  };
   std::size_t per_shard_;
-  Sharded<std::deque<DecisionRecord>, kShards> shards_;
+  Sharded<Ring, kShards> shards_;
 };
 
 }  // namespace saslguard::engine
