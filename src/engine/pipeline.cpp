@@ -4,6 +4,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <boost/container/small_vector.hpp>
+
 #include "common/log.hpp"
 #include "common/strings.hpp"
 #include "engine/detectors/detectors.hpp"
@@ -77,7 +79,8 @@ Action Pipeline::decide(const protocol::Request& request, TimePoint now, std::st
   struct Planned {
     std::size_t counters_begin, counters_end, sets_begin, sets_end;
   };
-  std::vector<Planned> planned(detectors_.size());
+  // Inline for the usual handful of detectors: a heap vector here was one allocation per request.
+  boost::container::small_vector<Planned, 8> planned(detectors_.size());
   for (std::size_t i = 0; i < detectors_.size(); ++i) {
     planned[i].counters_begin = batch.counters.size();
     planned[i].sets_begin = batch.sets.size();
