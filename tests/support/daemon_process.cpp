@@ -13,7 +13,6 @@
 
 #include <cstring>
 #include <fstream>
-#include <regex>
 #include <sstream>
 #include <thread>
 
@@ -55,6 +54,25 @@ std::string readAll(const std::filesystem::path& path) {
   return s.str();
 }
 
+// The port of the first "a.b.c.d:port" in the ready line's "listening on ...; " list.
+unsigned short firstIpv4Port(const std::string& log) {
+  const auto start = log.find("listening on ");
+  if (start == std::string::npos) return 0;
+  const auto end = log.find(';', start);
+  std::istringstream list(log.substr(start + 13, end - start - 13));
+  std::string address;
+  while (std::getline(list, address, ',')) {
+    while (!address.empty() && address.front() == ' ') address.erase(0, 1);
+    const auto colon = address.rfind(':');
+    if (address.empty() || address.front() == '[' || address.rfind("unix:", 0) == 0 ||
+        colon == std::string::npos) {
+      continue;
+    }
+    return static_cast<unsigned short>(std::stoi(address.substr(colon + 1)));
+  }
+  return 0;
+}
+
 }  // namespace
 
 RunResult runSaslguard(const std::vector<std::string>& arguments,
@@ -81,11 +99,7 @@ DaemonProcess::DaemonProcess(std::vector<std::string> serve_arguments,
   pid_ = spawn(args, log_path_.string(), extra_environment);
   ready_ = waitForLog(" ready: ", std::chrono::seconds(15));
   if (!ready_) return;
-  static const std::regex kTcp(R"(listening on [^;]*?(\d+\.\d+\.\d+\.\d+):(\d+))");
-  std::smatch match;
-  const auto text = log();
-  if (std::regex_search(text, match, kTcp))
-    port_ = static_cast<unsigned short>(std::stoi(match[2]));
+  port_ = firstIpv4Port(log());
 }
 
 DaemonProcess::~DaemonProcess() {
