@@ -17,5 +17,6 @@ Command addVersion(CLI::App& app);
 Command addAccounts(CLI::App& app);
 Command addQuery(CLI::App& app);
 Command addStats(CLI::App& app);
+Command addImportConfig(CLI::App& app);
 
 }  // namespace saslguard::cli

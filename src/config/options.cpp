@@ -233,6 +233,113 @@ std::vector<Option> buildTable() {
       .checkedBy(checkNetwork)
       .help("client addresses or CIDR networks always answered with the action");
 
+  SASLGUARD_OPTION(detectors.quota, enabled).help("evaluate this detector");
+  SASLGUARD_OPTION(detectors.quota, shadow)
+      .help("evaluate, log and count only (\"would have\"); never enforce, count every message");
+  SASLGUARD_OPTION(detectors.quota, action)
+      .oneOf(kActions)
+      .help("answer from hold_factor x quota recipients on (the message is then not counted)");
+  SASLGUARD_OPTION(detectors.quota, reply_text)
+      .checkedBy(checkOneLine)
+      .help("text sent with that answer; empty uses the replies text for the action");
+  SASLGUARD_OPTION(detectors.quota, windows)
+      .checkedBy(+[](std::string_view text) -> Result<void> {
+        const auto colon = text.find(':');
+        const auto digits = [](std::string_view part) {
+          return !part.empty() &&
+                 std::all_of(part.begin(), part.end(), [](char c) { return c >= '0' && c <= '9'; });
+        };
+        if (colon != std::string_view::npos && colon >= 2 &&
+            std::string_view("smhd").find(text[colon - 1]) != std::string_view::npos &&
+            digits(text.substr(0, colon - 1)) && digits(text.substr(colon + 1)) &&
+            text.substr(colon + 1).find_first_not_of('0') != std::string_view::npos) {
+          return {};
+        }
+        return fail("expected DURATION:QUOTA such as 24h:1500 (DURATION in s, m, h or d)");
+      })
+      .help("sliding windows and their quotas in recipients, DURATION:QUOTA (24h:1500, 1h:300)");
+  SASLGUARD_OPTION(detectors.quota, hold_factor)
+      .checkedBy(+[](std::string_view text) -> Result<void> {
+        const auto dot = text.find('.');
+        const auto whole = text.substr(0, dot);
+        const auto fraction =
+            dot == std::string_view::npos ? std::string_view("0") : text.substr(dot + 1);
+        const auto digits = [](std::string_view part) {
+          return !part.empty() &&
+                 std::all_of(part.begin(), part.end(), [](char c) { return c >= '0' && c <= '9'; });
+        };
+        if (digits(whole) && digits(fraction) && fraction.size() <= 3 && whole.size() <= 6 &&
+            (whole.find_first_not_of('0') != std::string_view::npos)) {
+          return {};
+        }
+        return fail("expected a number of at least 1 such as 2 or 1.5 (a string)");
+      })
+      .help("REJECT from hold_factor x quota recipients on, HOLD from the quota on");
+  SASLGUARD_OPTION(detectors.quota, count_at)
+      .oneOf({"end-of-message", "rcpt"})
+      .help("end-of-message: recipient_count at END-OF-MESSAGE or DATA; rcpt: one per RCPT");
+  SASLGUARD_OPTION(detectors.quota, hold_text)
+      .checkedBy(checkOneLine)
+      .help("text sent with HOLD from the quota on");
+  SASLGUARD_OPTION(detectors.quota, accounts)
+      .checkedBy(+[](std::string_view text) -> Result<void> {
+        const auto colon = text.rfind(':');
+        if (colon != std::string_view::npos && colon > 0 && colon + 1 < text.size() &&
+            std::all_of(text.begin() + static_cast<std::ptrdiff_t>(colon) + 1, text.end(),
+                        [](char c) { return c >= '0' && c <= '9'; }) &&
+            text.substr(colon + 1).find_first_not_of('0') != std::string_view::npos) {
+          return {};
+        }
+        return fail("expected account:QUOTA or @domain:QUOTA, QUOTA at least 1");
+      })
+      .help("quotas (for the first window) of accounts or @domains, account:QUOTA");
+  SASLGUARD_OPTION(detectors.quota, overrides_file)
+      .help("more quotas, one \"account-or-@domain QUOTA\" per line, # comments; read on reload");
+  SASLGUARD_OPTION(detectors.quota, whitelist_accounts)
+      .help("accounts not counted during office_hours (counted and limited outside them)");
+  SASLGUARD_OPTION(detectors.quota, whitelist_senders)
+      .help("envelope sender addresses not counted during office_hours");
+  SASLGUARD_OPTION(detectors.quota, whitelist_networks)
+      .checkedBy(checkNetwork)
+      .help("client addresses or CIDR networks not counted during office_hours");
+  SASLGUARD_OPTION(detectors.quota, office_hours)
+      .checkedBy(+[](std::string_view text) -> Result<void> {
+        if (text == "always" || text == "never" ||
+            (text.find(' ') != std::string_view::npos &&
+             text.find(':') != std::string_view::npos)) {
+          return {};
+        }
+        return fail("expected DAYS HH:MM-HH:MM such as Mon-Fri 07:00-19:59, always or never");
+      })
+      .help("when the whitelist applies, DAYS HH:MM-HH:MM (end minute included); ; separates more");
+  SASLGUARD_OPTION(detectors.quota, time_zone)
+      .checkedBy(+[](std::string_view text) -> Result<void> {
+        if (!text.starts_with('/') && text.find("..") == std::string_view::npos &&
+            text.find_first_of(" \t") == std::string_view::npos) {
+          return {};
+        }
+        return fail("expected an IANA time zone name such as Europe/Paris, or empty");
+      })
+      .help("time zone of office_hours, an IANA name (Europe/Paris); empty: the system's");
+  SASLGUARD_OPTION(detectors.quota, blacklist_accounts)
+      .help("accounts answered blacklist_action at any time, not counted");
+  SASLGUARD_OPTION(detectors.quota, blacklist_senders)
+      .help("envelope sender addresses answered blacklist_action at any time, not counted");
+  SASLGUARD_OPTION(detectors.quota, blacklist_networks)
+      .checkedBy(checkNetwork)
+      .help("client addresses or CIDR networks answered blacklist_action at any time");
+  SASLGUARD_OPTION(detectors.quota, blacklist_action)
+      .oneOf(kActions)
+      .help("answer for a blacklisted account, sender or client");
+  SASLGUARD_OPTION(detectors.quota, blacklist_text)
+      .checkedBy(checkOneLine)
+      .help("text sent with blacklist_action");
+  SASLGUARD_OPTION(detectors.quota, mark_on)
+      .oneOf({"none", "hold", "reject"})
+      .help("mark the account compromised from this tier on (then registry.action answers)");
+  SASLGUARD_OPTION(detectors.quota, log_counts)
+      .help("log UVSQ's user/sender/ip/recipients/total line for every message at info, not debug");
+
   return std::move(table).finish();
 }
 
@@ -386,6 +493,9 @@ std::string sectionHelp(std::string_view section) {
       {"detectors.denylist",
        "Accounts, senders and networks always answered with the action. Like every detector it "
        "has enabled, shadow, action and reply_text."},
+      {"detectors.quota",
+       "Recipients per account over sliding windows (UVSQ policyd): HOLD from the quota on, the "
+       "action (REJECT) from hold_factor x quota on. See docs/detectors/quota.md."},
   };
   for (const auto& [name, help] : kHelp) {
     if (name == section) return std::string(help);

@@ -92,8 +92,33 @@ struct DenylistSettings : DetectorSwitches {
   std::vector<std::string> networks;
 };
 
+// Recipients per account over sliding windows (UVSQ policyd): HOLD from the quota on, the
+// action (REJECT) from hold_factor x quota on. See docs/detectors/quota.md.
+struct QuotaSettings : DetectorSwitches {
+  QuotaSettings() { reply_text = "5.7.1 Recipient quota exceeded; contact your support"; }
+  std::vector<std::string> windows{"24h:1500"};  // "DURATION:QUOTA", DURATION as 90s, 30m, 24h, 7d
+  std::string hold_factor = "2";                 // a decimal number >= 1: REJECT at factor x quota
+  std::string count_at = "end-of-message";       // end-of-message (recipient_count) | rcpt (1 each)
+  std::string hold_text = "Quota exceeded, message held for review";
+  std::vector<std::string> accounts;  // "account:quota" or "@domain:quota" (first window's quota)
+  std::string overrides_file;         // more of them, "account-or-@domain quota" per line
+  std::vector<std::string> whitelist_accounts;  // not counted during office hours
+  std::vector<std::string> whitelist_senders;
+  std::vector<std::string> whitelist_networks;
+  std::string office_hours = "Mon-Fri 07:00-19:59";
+  std::string time_zone;  // an IANA name ("Europe/Paris"); empty: the system's /etc/localtime
+  std::vector<std::string> blacklist_accounts;  // answered blacklist_action at any time
+  std::vector<std::string> blacklist_senders;
+  std::vector<std::string> blacklist_networks;
+  std::string blacklist_action = "HOLD";
+  std::string blacklist_text = "Blacklisted, message held for review";
+  std::string mark_on = "none";  // none | hold | reject: mark the account compromised
+  bool log_counts = false;       // UVSQ's user/sender/ip/recipients/sum line at info, not debug
+};
+
 struct DetectorsSettings {
   DenylistSettings denylist;
+  QuotaSettings quota;
 };
 
 struct Settings {

@@ -94,6 +94,8 @@ TEST(Load, ReadsAFullFile) {
   EXPECT_FALSE(settings.detectors.denylist.enabled);
   EXPECT_TRUE(settings.detectors.denylist.shadow);
   EXPECT_EQ(settings.detectors.denylist.senders, std::vector<std::string>{"bounce@example.net"});
+  EXPECT_EQ(settings.detectors.quota.windows, (std::vector<std::string>{"24h:3000", "1h:500"}));
+  EXPECT_EQ(settings.detectors.quota.time_zone, "Europe/Paris");
 }
 
 TEST(Load, FullCaseSetsEveryOptionThatHasAnAlternative) {

@@ -75,7 +75,7 @@ TEST(OptionTable, EveryMemberOfSettingsHasExactlyOneOption) {
     std::set<std::string> tables;  // one member per top-level table, plus source_path
     for (const auto& section : sections()) tables.insert(section.substr(0, section.find('.')));
     EXPECT_EQ(tables.size(), 10u);
-    EXPECT_EQ(boost::pfr::tuple_size_v<DetectorsSettings>, 1u);  // one member per detector
+    EXPECT_EQ(boost::pfr::tuple_size_v<DetectorsSettings>, 2u);  // one member per detector
   }
   expectOneOptionPerField(
       [](Settings& s) {
@@ -103,6 +103,11 @@ TEST(OptionTable, EveryMemberOfSettingsHasExactlyOneOption) {
         return boost::pfr::structure_tie(static_cast<DetectorSwitches&>(s.detectors.denylist));
       },
       "detectors.denylist", 3);
+  expectOneOptionPerField(
+      [](Settings& s) {
+        return boost::pfr::structure_tie(static_cast<DetectorSwitches&>(s.detectors.quota));
+      },
+      "detectors.quota", 18);
 }
 
 TEST(OptionTable, EachOptionWritesOnlyItsOwnMember) {

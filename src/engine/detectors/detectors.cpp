@@ -3,6 +3,7 @@
 #include "engine/detectors/detectors.hpp"
 
 #include "engine/detectors/denylist.hpp"
+#include "engine/detectors/quota.hpp"
 
 namespace saslguard::engine {
 namespace {
@@ -35,6 +36,7 @@ class DetectorList {
 Result<std::vector<ConfiguredDetector>> buildDetectors(const config::Settings& settings) {
   DetectorList list;
   list.add<DenylistDetector>(settings.detectors.denylist);
+  list.add<QuotaDetector>(settings.detectors.quota);
   return list.finish();
 }
 

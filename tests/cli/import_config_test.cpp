@@ -1,0 +1,58 @@
+// import_config_test.cpp — `import-config --from uvsq-policyd` as golden files: cases/NAME.cfg is
+// converted and compared with cases/NAME.toml (the TOML) and cases/NAME.notes (what it could not
+// map). SASLGUARD_REGENERATE_GOLDEN=1 rewrites the expected files from the current output.
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <iterator>
+
+#include "cli/import_config.hpp"
+
+namespace saslguard::cli {
+namespace {
+
+const std::string kCases = std::string(SASLGUARD_TEST_DIR) + "/cli/cases/";
+
+std::string readFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+void expectGolden(const std::string& path, const std::string& actual) {
+  if (std::getenv("SASLGUARD_REGENERATE_GOLDEN") != nullptr) {
+    std::ofstream(path, std::ios::binary | std::ios::trunc) << actual;
+  }
+  EXPECT_EQ(readFile(path), actual)
+      << "golden file " << path << " differs; SASLGUARD_REGENERATE_GOLDEN=1 rewrites it";
+}
+
+TEST(ImportUvsqPolicyd, SampleConfigurationMatchesTheGoldenFiles) {
+  const auto result = importUvsqPolicyd(readFile(kCases + "uvsq_policyd.cfg"), "uvsq_policyd.cfg");
+  expectGolden(kCases + "uvsq_policyd.toml", result.toml);
+  std::string notes;
+  for (const auto& note : result.notes) notes += note + "\n";
+  expectGolden(kCases + "uvsq_policyd.notes", notes);
+}
+
+TEST(ImportUvsqPolicyd, TheLastLineCountsWithoutANewlineUnlikePolicyd) {
+  const auto result = importUvsqPolicyd("port=9093\nwhitelist=boss", "p.cfg");
+  EXPECT_NE(result.toml.find(R"(whitelist_accounts = ["boss"])"), std::string::npos) << result.toml;
+}
+
+TEST(ImportUvsqPolicyd, ThePasswordIsNeverCopied) {
+  const auto result = importUvsqPolicyd("dbuser=u\ndbpass=hunter2\ndbname=policyd\n", "p.cfg");
+  EXPECT_EQ(result.toml.find("hunter2"), std::string::npos);
+  EXPECT_NE(result.toml.find("mysql://u:********@127.0.0.1:3306/policyd"), std::string::npos);
+}
+
+TEST(ImportUvsqPolicyd, ABadQuotaIsReportedAndReplacedByTheDefault) {
+  const auto result = importUvsqPolicyd("defaultquota=lots\nbind=::1\nport=9093\n", "p.cfg");
+  EXPECT_NE(result.toml.find(R"(windows = ["24h:1500"])"), std::string::npos);
+  EXPECT_NE(result.toml.find(R"(listen = ["[::1]:9093"])"), std::string::npos);
+  ASSERT_FALSE(result.notes.empty());
+  EXPECT_NE(result.notes[0].find("defaultquota 'lots'"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace saslguard::cli
