@@ -122,13 +122,205 @@ Result<TimeZone> TimeZone::load(std::string_view name, std::string_view zoneinfo
   if (!std::is_sorted(zone.transitions_.begin(), zone.transitions_.end())) {
     return bad("transitions out of order");
   }
+  // Version 2+ files end with "\n<POSIX TZ string>\n" for the times after the last transition.
+  const std::size_t footer_at = at + counts.dataBytes(time_bytes);
+  if (time_bytes == 8 && footer_at < data.size() && data[footer_at] == '\n') {
+    const auto end = data.find('\n', footer_at + 1);
+    if (end != std::string::npos && end > footer_at + 1) {
+      auto rule = parsePosixRule(std::string_view(data).substr(footer_at + 1, end - footer_at - 1));
+      if (!rule) return bad("footer: " + rule.error().message);
+      zone.rule_ = *rule;
+    }
+  }
   return zone;
 }
 
 std::int32_t TimeZone::offsetAt(std::int64_t unix_s) const {
+  if (rule_ && (transitions_.empty() || unix_s >= transitions_.back())) {
+    return rule_->offsetAt(unix_s);
+  }
   const auto next = std::upper_bound(transitions_.begin(), transitions_.end(), unix_s);
   if (next == transitions_.begin()) return initial_offset_;
   return offsets_[static_cast<std::size_t>(next - transitions_.begin() - 1)];
+}
+
+// ---- POSIX TZ rules ---------------------------------------------------------------------------
+
+namespace {
+
+// Days since 1970-01-01 of a civil date (H. Hinnant's days_from_civil).
+std::int64_t daysFromCivil(std::int64_t year, int month, int day) {
+  year -= month <= 2 ? 1 : 0;
+  const std::int64_t era = (year >= 0 ? year : year - 399) / 400;
+  const auto year_of_era = static_cast<unsigned>(year - era * 400);
+  const unsigned day_of_year = (153 * static_cast<unsigned>(month + (month > 2 ? -3 : 9)) + 2) / 5 +
+                               static_cast<unsigned>(day) - 1;
+  const unsigned day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+  return era * 146097 + static_cast<std::int64_t>(day_of_era) - 719468;
+}
+
+std::int64_t yearOfDays(std::int64_t days) {  // the civil year holding a day (days_from_civil^-1)
+  days += 719468;
+  const std::int64_t era = (days >= 0 ? days : days - 146096) / 146097;
+  const auto day_of_era = static_cast<unsigned>(days - era * 146097);
+  const unsigned year_of_era =
+      (day_of_era - day_of_era / 1460 + day_of_era / 36524 - day_of_era / 146096) / 365;
+  const unsigned day_of_year =
+      day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+  const unsigned mp = (5 * day_of_year + 2) / 153;
+  return static_cast<std::int64_t>(year_of_era) + era * 400 + (mp >= 10 ? 1 : 0);
+}
+
+bool isLeap(std::int64_t year) {
+  return (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+}
+
+// The unix second a change happens in `year`, given the offset in force before it.
+std::int64_t changeAt(const TimeZone::PosixRule::Change& change, std::int64_t year,
+                      std::int32_t offset_before) {
+  using Kind = TimeZone::PosixRule::Change::Kind;
+  std::int64_t days = 0;
+  switch (change.kind) {
+    case Kind::kJulianNoLeap:
+      days =
+          daysFromCivil(year, 1, 1) + change.day - 1 + (isLeap(year) && change.day >= 60 ? 1 : 0);
+      break;
+    case Kind::kZeroBasedDay:
+      days = daysFromCivil(year, 1, 1) + change.day;
+      break;
+    case Kind::kMonthWeekDay: {
+      const std::int64_t first = daysFromCivil(year, change.month, 1);
+      const std::int64_t next_month = change.month == 12 ? daysFromCivil(year + 1, 1, 1)
+                                                         : daysFromCivil(year, change.month + 1, 1);
+      const int first_weekday = static_cast<int>(((first % 7) + 7 + 4) % 7);  // 0 = Sunday
+      days = first + (change.weekday - first_weekday + 7) % 7 + (change.week - 1) * 7;
+      while (days >= next_month) days -= 7;  // week 5: the last one
+      break;
+    }
+  }
+  return days * 86400 + change.time_s - offset_before;
+}
+
+class RuleReader {
+ public:
+  explicit RuleReader(std::string_view text) : text_(text) {}
+  bool done() const { return at_ >= text_.size(); }
+  bool take(char c) {
+    if (done() || text_[at_] != c) return false;
+    ++at_;
+    return true;
+  }
+  bool name() {
+    if (take('<')) {
+      const auto end = text_.find('>', at_);
+      if (end == std::string_view::npos) return false;
+      at_ = end + 1;
+      return true;
+    }
+    const auto begin = at_;
+    while (!done() &&
+           ((text_[at_] >= 'a' && text_[at_] <= 'z') || (text_[at_] >= 'A' && text_[at_] <= 'Z'))) {
+      ++at_;
+    }
+    return at_ - begin >= 3;
+  }
+  // [+-]hh[:mm[:ss]] in seconds; `hours_max` 24 for offsets, 167 for change times.
+  std::optional<std::int32_t> duration(int hours_max) {
+    int sign = 1;
+    if (take('-')) {
+      sign = -1;
+    } else {
+      take('+');
+    }
+    std::int32_t total = 0;
+    for (int part = 0; part < 3; ++part) {
+      if (part > 0 && !take(':')) break;
+      auto value = number();
+      if (!value || (part == 0 && *value > hours_max) || (part > 0 && *value > 59)) return {};
+      total += static_cast<std::int32_t>(*value) * (part == 0 ? 3600 : part == 1 ? 60 : 1);
+    }
+    return sign * total;
+  }
+  std::optional<int> number() {
+    const auto begin = at_;
+    int value = 0;
+    while (!done() && text_[at_] >= '0' && text_[at_] <= '9' && at_ - begin < 4) {
+      value = value * 10 + (text_[at_++] - '0');
+    }
+    if (at_ == begin) return {};
+    return value;
+  }
+  std::optional<TimeZone::PosixRule::Change> change() {
+    using Kind = TimeZone::PosixRule::Change::Kind;
+    TimeZone::PosixRule::Change out;
+    if (take('M')) {
+      auto month = number();
+      if (!month || !take('.')) return {};
+      auto week = number();
+      if (!week || !take('.')) return {};
+      auto weekday = number();
+      if (!weekday || *month < 1 || *month > 12 || *week < 1 || *week > 5 || *weekday > 6)
+        return {};
+      out.month = *month;
+      out.week = *week;
+      out.weekday = *weekday;
+    } else {
+      out.kind = take('J') ? Kind::kJulianNoLeap : Kind::kZeroBasedDay;
+      auto day = number();
+      if (!day || *day > 365 || (out.kind == Kind::kJulianNoLeap && *day < 1)) return {};
+      out.day = *day;
+    }
+    if (take('/')) {
+      auto time = duration(167);
+      if (!time) return {};
+      out.time_s = *time;
+    }
+    return out;
+  }
+
+ private:
+  std::string_view text_;
+  std::size_t at_ = 0;
+};
+
+}  // namespace
+
+Result<TimeZone::PosixRule> TimeZone::parsePosixRule(std::string_view text) {
+  const auto bad = [&] { return fail("unsupported POSIX TZ rule '" + std::string(text) + "'"); };
+  RuleReader reader(text);
+  PosixRule rule;
+  if (!reader.name()) return bad();
+  auto offset = reader.duration(24);
+  if (!offset) return bad();
+  rule.std_offset = -*offset;  // POSIX counts west of Greenwich
+  if (reader.done()) return rule;
+  if (!reader.name()) return bad();
+  rule.has_dst = true;
+  rule.dst_offset = rule.std_offset + 3600;
+  if (!reader.done() && !reader.take(',')) {
+    auto dst = reader.duration(24);
+    if (!dst || !reader.take(',')) return bad();
+    rule.dst_offset = -*dst;
+  }
+  auto start = reader.change();
+  if (!start || !reader.take(',')) return bad();
+  auto end = reader.change();
+  if (!end || !reader.done()) return bad();
+  rule.start = *start;
+  rule.end = *end;
+  return rule;
+}
+
+std::int32_t TimeZone::PosixRule::offsetAt(std::int64_t unix_s) const {
+  if (!has_dst) return std_offset;
+  const std::int64_t local_days =
+      (unix_s + std_offset >= 0 ? unix_s + std_offset : unix_s + std_offset - 86399) / 86400;
+  const std::int64_t year = yearOfDays(local_days);
+  const std::int64_t starts = changeAt(start, year, std_offset);
+  const std::int64_t ends = changeAt(end, year, dst_offset);
+  const bool daylight = starts < ends ? unix_s >= starts && unix_s < ends   // northern
+                                      : unix_s >= starts || unix_s < ends;  // southern
+  return daylight ? dst_offset : std_offset;
 }
 
 Result<OfficeHours> OfficeHours::parse(std::string_view spec) {

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -23,9 +24,25 @@ class TimeZone {
   static TimeZone utc() { return TimeZone(); }
 
   // Seconds to add to UTC to get the local time at `unix_s`. After the file's last transition
-  // (2037 with Debian's "fat" tzdata) the last offset stays in force.
+  // (2037 in "fat" files, years earlier in "slim" ones) the file's POSIX TZ rule applies.
   std::int32_t offsetAt(std::int64_t unix_s) const;
   const std::string& name() const { return name_; }
+
+  // The rule of a POSIX TZ string such as "CET-1CEST,M3.5.0,M10.5.0/3" (the TZif footer).
+  struct PosixRule {
+    struct Change {
+      enum class Kind { kMonthWeekDay, kJulianNoLeap, kZeroBasedDay } kind = Kind::kMonthWeekDay;
+      int month = 0, week = 0, weekday = 0;  // Mm.w.d: week 5 = the last one
+      int day = 0;                           // Jn (1..365, no Feb 29) or n (0..365)
+      std::int32_t time_s = 7200;            // local time of the change, default 02:00
+    };
+    std::int32_t std_offset = 0;  // seconds east of UTC
+    bool has_dst = false;
+    std::int32_t dst_offset = 0;
+    Change start, end;  // start: standard -> daylight time; end: back
+    std::int32_t offsetAt(std::int64_t unix_s) const;
+  };
+  static Result<PosixRule> parsePosixRule(std::string_view text);
 
  private:
   TimeZone() = default;
@@ -33,6 +50,7 @@ class TimeZone {
   std::vector<std::int64_t> transitions_;  // ascending unix seconds
   std::vector<std::int32_t> offsets_;      // offset in force from transitions_[i] on
   std::int32_t initial_offset_ = 0;        // before the first transition
+  std::optional<PosixRule> rule_;          // after the last transition
 };
 
 // Weekly periods in local time, each with inclusive minute bounds: "Mon-Fri 07:00-19:59"

@@ -4,6 +4,8 @@
 // quotas, stages, office-hours whitelist across a weekend and a DST change, blacklist, bounces,
 // shadow mode, marks, event-log rows, and a replay shaped like UVSQ's real incident.
 #include <gtest/gtest.h>
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <fstream>
@@ -52,11 +54,15 @@ config::Settings quota10() {
 class QuotaTest : public ::testing::Test {
  protected:
   void SetUp() override {
+    level_ = spdlog::get_level();
+    spdlog::set_level(spdlog::level::warn);  // the incident replay decides thousands of requests
     store::EmbeddedStoreOptions options;
     options.dir = dir_ / "state";
     options.start_flusher = false;
     store_ = std::move(*store::EmbeddedStore::open(options));
   }
+
+  void TearDown() override { spdlog::set_level(level_); }
 
   Result<PipelinePtr> tryBuild(config::Settings settings) {
     return Pipeline::build(std::make_shared<const config::Settings>(std::move(settings)), *store_,
@@ -120,6 +126,7 @@ class QuotaTest : public ::testing::Test {
     return path;
   }
 
+  spdlog::level::level_enum level_ = spdlog::level::info;
   TempDir dir_;
   std::unique_ptr<store::EmbeddedStore> store_;
   RecentDecisions recent_{1000};
@@ -416,6 +423,46 @@ TEST(TimeZone, ReadsOffsetsAcrossDaylightSavingChanges) {
   EXPECT_EQ(TimeZone::load("UTC")->offsetAt(1790000000), 0);
 }
 
+TEST(TimeZone, FollowsThePosixRuleAfterTheFilesLastTransition) {
+  // Debian's files list transitions up to 2037; later times come from the file's TZ rule.
+  auto paris = TimeZone::load("Europe/Paris");
+  EXPECT_EQ(paris->offsetAt(2224756800), 7200);  // 2040-07-01 12:00 UTC
+  EXPECT_EQ(paris->offsetAt(2209032000), 3600);  // 2040-01-01
+  auto sydney = TimeZone::load("Australia/Sydney");
+  EXPECT_EQ(sydney->offsetAt(2209032000), 11 * 3600);  // southern summer
+  EXPECT_EQ(sydney->offsetAt(2224756800), 10 * 3600);
+  EXPECT_EQ(TimeZone::load("Asia/Tokyo")->offsetAt(2224756800), 9 * 3600);
+}
+
+// The rules alone (as in a "slim" TZif file, which lists few transitions) give the same offsets
+// as the transition tables, every half hour from 2026 to 2036.
+TEST(TimeZone, PosixRulesAgreeWithTheTransitionTables) {
+  for (const auto& [name, text] : std::vector<std::pair<std::string, std::string>>{
+           {"Europe/Paris", "CET-1CEST,M3.5.0,M10.5.0/3"},
+           {"America/New_York", "EST5EDT,M3.2.0,M11.1.0"},
+           {"Australia/Sydney", "AEST-10AEDT,M10.1.0,M4.1.0/3"},
+           {"Pacific/Chatham", "<+1245>-12:45<+1345>,M9.5.0/2:45,M4.1.0/3:45"}}) {
+    auto zone = TimeZone::load(name);
+    ASSERT_TRUE(zone.has_value()) << name;
+    auto rule = TimeZone::parsePosixRule(text);
+    ASSERT_TRUE(rule.has_value()) << rule.error().message;
+    int mismatches = 0;
+    for (std::int64_t t = 1767225600; t < 2114380800; t += 1800) {
+      if (rule->offsetAt(t) != zone->offsetAt(t) && ++mismatches < 3) {
+        ADD_FAILURE() << name << " at " << t << ": " << rule->offsetAt(t) << " vs "
+                      << zone->offsetAt(t);
+      }
+    }
+    EXPECT_EQ(mismatches, 0) << name;
+  }
+  EXPECT_EQ(TimeZone::parsePosixRule("<+0330>-3:30")->std_offset, 3 * 3600 + 1800);
+  EXPECT_EQ(TimeZone::parsePosixRule("<-03>3")->std_offset, -3 * 3600);
+  for (const auto* bad : {"", "C-1", "CET", "CET-1CEST,M3.5.0", "CET-1CEST,M13.5.0,M10.5.0",
+                          "CET-1CEST,M3.5.0,M10.5.0/x"}) {
+    EXPECT_FALSE(TimeZone::parsePosixRule(bad).has_value()) << bad;
+  }
+}
+
 TEST(OfficeHours, SeveralPeriodsAndWrappingDayRanges) {
   auto hours = OfficeHours::parse("Sat-Sun 10:00-11:59; Wed 00:00-00:00");
   ASSERT_TRUE(hours.has_value()) << hours.error().message;
@@ -498,6 +545,27 @@ TEST_F(QuotaTest, EveryEvaluatedMessageOffersAnEventRowWithTheWindowTotal) {
   EXPECT_EQ(events_.rows[2].action, "REJECT");
   EXPECT_EQ(events_.rows[2].sasl_username, "a@example.org");
   EXPECT_EQ(events_.rows[2].detector, "quota");
+}
+
+TEST_F(QuotaTest, LogCountsGivesUvsqsCountLineAtInfo) {
+  std::ostringstream out;
+  const auto previous = spdlog::default_logger();
+  spdlog::set_default_logger(std::make_shared<spdlog::logger>(
+      "quota-test", std::make_shared<spdlog::sinks::ostream_sink_mt>(out)));
+  spdlog::set_level(spdlog::level::info);
+  auto pipeline = build(quota10());
+  message(*pipeline, "quiet@example.org", 2);  // log_counts = false: at debug only
+  auto settings = quota10();
+  settings.detectors.quota.log_counts = true;
+  pipeline = build(settings);
+  message(*pipeline, "alice@example.org", 2, kNow, "sender=Alice@Example.org");
+  message(*pipeline, "alice@example.org", 3, kNow, "sender=");
+  spdlog::set_default_logger(previous);
+  EXPECT_EQ(out.str().find("quiet@"), std::string::npos) << out.str();
+  EXPECT_NE(out.str().find("quota: alice@example.org/alice@example.org/192.0.2.1/2/2"),
+            std::string::npos)
+      << out.str();
+  EXPECT_NE(out.str().find("quota: alice@example.org//192.0.2.1/3/5"), std::string::npos);
 }
 
 // ---- the incident ----------------------------------------------------------------------------

@@ -31,7 +31,7 @@ std::uint64_t ceilDiv(std::uint64_t a, std::uint64_t b) {
 }
 
 std::string durationText(std::uint32_t seconds) {
-  if (seconds % 86400 == 0) return std::to_string(seconds / 86400) + "d";
+  if (seconds % 86400 == 0 && seconds > 86400) return std::to_string(seconds / 86400) + "d";
   if (seconds % 3600 == 0) return std::to_string(seconds / 3600) + "h";
   if (seconds % 60 == 0) return std::to_string(seconds / 60) + "m";
   return std::to_string(seconds) + "s";
@@ -230,7 +230,7 @@ std::string_view QuotaDetector::match(const Lists& lists, const DetectorContext&
   return {};
 }
 
-QuotaDetector::Assessment QuotaDetector::assess(const DetectorContext& context) const {
+QuotaDetector::Assessment QuotaDetector::assess(const DetectorContext& context, bool log) const {
   Assessment out;
   const auto stage = context.request.stage();
   if (count_at_rcpt_) {
@@ -240,9 +240,11 @@ QuotaDetector::Assessment QuotaDetector::assess(const DetectorContext& context) 
     if (stage != Stage::EndOfMessage && stage != Stage::Data) return out;
     auto count = parseCount(context.request.get(Attr::recipient_count));
     if (!count || *count == 0) {
-      spdlog::debug("quota: account={} stage={} recipient_count={}: nothing to count",
-                    quoteForLog(context.identity.account), protocol::stageName(stage),
-                    quoteForLog(context.request.get(Attr::recipient_count)));
+      if (log) {
+        spdlog::debug("quota: account={} stage={} recipient_count={}: nothing to count",
+                      quoteForLog(context.identity.account), protocol::stageName(stage),
+                      quoteForLog(context.request.get(Attr::recipient_count)));
+      }
       return out;
     }
     out.recipients = *count;
@@ -295,7 +297,7 @@ std::uint64_t QuotaDetector::rejectAt(std::uint64_t quota) const {
 }
 
 void QuotaDetector::plan(const DetectorContext& context, store::Batch& batch) const {
-  const auto assessment = assess(context);
+  const auto assessment = assess(context, false);
   if (assessment.kind != Assessment::Kind::kCount) return;
   for (const auto& window : windows_) {
     store::CounterOp op;
@@ -311,7 +313,7 @@ void QuotaDetector::plan(const DetectorContext& context, store::Batch& batch) co
 
 Verdict QuotaDetector::evaluate(const DetectorContext& context,
                                 const DetectorResults& results) const {
-  const auto assessment = assess(context);
+  const auto assessment = assess(context, true);
   Verdict verdict;
   verdict.detector = name();
   switch (assessment.kind) {

@@ -40,7 +40,7 @@ class QuotaDetector final : public Detector {
     std::uint64_t recipients = 0;  // kCount
     std::uint64_t quota = 0;       // kCount: the account's quota in the first window
   };
-  Assessment assess(const DetectorContext& context) const;
+  Assessment assess(const DetectorContext& context, bool log) const;  // log: at debug, once
   std::uint64_t quotaFor(const DetectorContext& context) const;
   std::uint64_t windowQuota(const Window& window, std::uint64_t account_quota) const;
   std::uint64_t rejectAt(std::uint64_t quota) const;
