@@ -244,18 +244,30 @@ std::vector<Option> buildTable() {
       .help("text sent with that answer; empty uses the replies text for the action");
   SASLGUARD_OPTION(detectors.quota, windows)
       .checkedBy(+[](std::string_view text) -> Result<void> {
+        // DIGITS UNIT ":" DIGITS, the window from 1m to 366d, the quota from 1 to 999999999.
         const auto colon = text.find(':');
-        const auto digits = [](std::string_view part) {
-          return !part.empty() &&
-                 std::all_of(part.begin(), part.end(), [](char c) { return c >= '0' && c <= '9'; });
+        const auto number = [](std::string_view part) -> std::int64_t {
+          if (part.empty() || part.size() > 9) return -1;
+          std::int64_t value = 0;
+          for (const char c : part) {
+            if (c < '0' || c > '9') return -1;
+            value = value * 10 + (c - '0');
+          }
+          return value;
         };
-        if (colon != std::string_view::npos && colon >= 2 &&
-            std::string_view("smhd").find(text[colon - 1]) != std::string_view::npos &&
-            digits(text.substr(0, colon - 1)) && digits(text.substr(colon + 1)) &&
-            text.substr(colon + 1).find_first_not_of('0') != std::string_view::npos) {
-          return {};
+        if (colon != std::string_view::npos && colon >= 2) {
+          const auto unit = std::string_view("smhd").find(text[colon - 1]);
+          const std::int64_t seconds[] = {1, 60, 3600, 86400};
+          const auto amount = number(text.substr(0, colon - 1));
+          const auto quota = number(text.substr(colon + 1));
+          if (unit != std::string_view::npos && amount > 0 && quota > 0 &&
+              amount * seconds[unit] >= 60 && amount * seconds[unit] <= 366 * 86400) {
+            return {};
+          }
         }
-        return fail("expected DURATION:QUOTA such as 24h:1500 (DURATION in s, m, h or d)");
+        return fail(
+            "expected DURATION:QUOTA such as 24h:1500 (DURATION from 1m to 366d in s, m, h or d; "
+            "QUOTA from 1 to 999999999)");
       })
       .help("sliding windows and their quotas in recipients, DURATION:QUOTA (24h:1500, 1h:300)");
   SASLGUARD_OPTION(detectors.quota, hold_factor)
@@ -285,12 +297,13 @@ std::vector<Option> buildTable() {
       .checkedBy(+[](std::string_view text) -> Result<void> {
         const auto colon = text.rfind(':');
         if (colon != std::string_view::npos && colon > 0 && colon + 1 < text.size() &&
+            text.size() - colon - 1 <= 9 &&
             std::all_of(text.begin() + static_cast<std::ptrdiff_t>(colon) + 1, text.end(),
                         [](char c) { return c >= '0' && c <= '9'; }) &&
             text.substr(colon + 1).find_first_not_of('0') != std::string_view::npos) {
           return {};
         }
-        return fail("expected account:QUOTA or @domain:QUOTA, QUOTA at least 1");
+        return fail("expected account:QUOTA or @domain:QUOTA, QUOTA from 1 to 999999999");
       })
       .help("quotas (for the first window) of accounts or @domains, account:QUOTA");
   SASLGUARD_OPTION(detectors.quota, overrides_file)

@@ -26,6 +26,10 @@ Result<std::uint64_t> parseCount(std::string_view text) {
   return value;
 }
 
+// Quotas stay below 10^9, so quota x quota and quota x hold factor (in thousandths, at most
+// 10^9) cannot overflow 64 bits.
+constexpr std::uint64_t kMaxQuota = 999'999'999;
+
 std::uint64_t ceilDiv(std::uint64_t a, std::uint64_t b) {
   return a / b + (a % b != 0 ? 1 : 0);
 }
@@ -67,7 +71,8 @@ Result<QuotaDetector::Window> parseQuotaWindow(std::string_view text) {
   }
   auto amount = parseCount(duration.substr(0, duration.size() - 1));
   auto quota = parseCount(text.substr(colon + 1));
-  if (!amount || !quota || *amount == 0 || *quota == 0) return bad();
+  if (!amount || !quota || *amount == 0 || *quota == 0 || *amount > 366 * 86400) return bad();
+  if (*quota > kMaxQuota) return fail("quota " + std::to_string(*quota) + " above 999999999");
   if (*amount * unit < 60 || *amount * unit > 366 * 86400) {
     return fail("window '" + std::string(duration) + "' must be from 1m to 366d");
   }
@@ -88,9 +93,9 @@ Result<std::pair<std::string, std::uint64_t>> parseQuotaOverride(std::string_vie
   }
   auto key = toLowerAscii(trim(text.substr(0, at)));
   auto quota = parseCount(text.substr(at + 1));
-  if (key.empty() || key == "@" || !quota || *quota == 0) {
-    return fail("expected " + expected + " (QUOTA at least 1), got '" + std::string(trim(text)) +
-                "'");
+  if (key.empty() || key == "@" || !quota || *quota == 0 || *quota > kMaxQuota) {
+    return fail("expected " + expected + " (QUOTA from 1 to 999999999), got '" +
+                std::string(trim(text)) + "'");
   }
   return std::pair{std::move(key), *quota};
 }
