@@ -50,16 +50,19 @@ Result<int> parseDay(std::string_view text) {
   return fail("unknown day '" + std::string(trim(text)) + "' (expected Mon, Tue, ... Sun)");
 }
 
+// "07:00" or "7:00".
 Result<int> parseMinute(std::string_view text) {
   text = trim(text);
-  int hours = 0;
-  int minutes = 0;
-  if (text.size() != 5 || text[2] != ':')
-    return fail("expected HH:MM, got '" + std::string(text) + "'");
-  auto h = std::from_chars(text.data(), text.data() + 2, hours);
-  auto m = std::from_chars(text.data() + 3, text.data() + 5, minutes);
-  if (h.ec != std::errc() || h.ptr != text.data() + 2 || m.ec != std::errc() ||
-      m.ptr != text.data() + 5 || hours > 23 || minutes > 59) {
+  const auto colon = text.find(':');
+  int hours = -1;
+  int minutes = -1;
+  if (colon == 1 || colon == 2) {
+    const auto* end = text.data() + text.size();
+    auto h = std::from_chars(text.data(), text.data() + colon, hours);
+    auto m = std::from_chars(text.data() + colon + 1, end, minutes);
+    if (h.ptr != text.data() + colon || m.ptr != end || text.size() != colon + 3) hours = -1;
+  }
+  if (hours < 0 || hours > 23 || minutes < 0 || minutes > 59) {
     return fail("expected HH:MM from 00:00 to 23:59, got '" + std::string(text) + "'");
   }
   return hours * 60 + minutes;

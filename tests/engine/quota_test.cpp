@@ -474,6 +474,10 @@ TEST(OfficeHours, SeveralPeriodsAndWrappingDayRanges) {
   EXPECT_FALSE(OfficeHours::parse("never")->contains(kNow, utc));
   EXPECT_TRUE(OfficeHours::parse("always")->contains(kNow, utc));
   EXPECT_TRUE(OfficeHours::parse("Fri-Mon 00:00-23:59")->contains(kNow, utc));
+  EXPECT_TRUE(OfficeHours::parse("mon 7:00-19:59")->contains(kNow, utc));  // 14:13 UTC
+  for (const auto* bad : {"Mon 7:0-19:59", "Mon 07:00-19:5", "Mon 07:00-19:60", "Mon -1:00-2:00"}) {
+    EXPECT_FALSE(OfficeHours::parse(bad).has_value()) << bad;
+  }
 }
 
 // ---- bounces, shadow, marks, event rows ------------------------------------------------------
