@@ -33,25 +33,29 @@ config::Settings benchSettings() {
   settings.detectors.denylist.enabled = true;
   settings.detectors.denylist.accounts = {"listed1@example.net", "listed2@example.net"};
   settings.detectors.denylist.networks = {"203.0.113.0/24"};
+  settings.detectors.quota.enabled = true;
   return settings;
 }
 
-void StateStandInDetector::plan(const engine::DetectorContext& context, store::Batch& batch) const {
-  batch.counters.push_back({"quota:86400", 86400, 24, 1, std::nullopt});
-  batch.sets.push_back(
-      {"geo:ips", std::string(context.request.get(protocol::Attr::client_address)), 86400});
+namespace {
+constexpr std::uint32_t kGeoTtlS = 86400;
 }
 
-engine::Verdict StateStandInDetector::evaluate(const engine::DetectorContext&,
-                                               const engine::DetectorResults&) const {
+void GeoStandInDetector::plan(const engine::DetectorContext& context, store::Batch& batch) const {
+  batch.sets.push_back(
+      {"geo:ips", std::string(context.request.get(protocol::Attr::client_address)), kGeoTtlS});
+}
+
+engine::Verdict GeoStandInDetector::evaluate(const engine::DetectorContext&,
+                                             const engine::DetectorResults&) const {
   return {};
 }
 
-store::Batch standInBatch(const std::string& account, std::string_view client_address) {
+store::Batch stateBatch(const std::string& account, std::string_view client_address) {
   store::Batch batch;
   batch.account = account;
-  batch.counters.push_back({"quota:86400", 86400, 24, 1, std::nullopt});
-  batch.sets.push_back({"geo:ips", std::string(client_address), 86400});
+  batch.counters.push_back({"quota:86400", 86400, 100, 1, 3000});
+  batch.sets.push_back({"geo:ips", std::string(client_address), kGeoTtlS});
   return batch;
 }
 
@@ -152,7 +156,7 @@ void prefillAccount(store::Store& store, const Account& account, TimePoint now) 
   // Three messages over the day (three hourly buckets), from each of the two home addresses.
   const TimePoint times[] = {now - hours(20), now - hours(9), now - hours(1)};
   for (std::size_t i = 0; i < 3; ++i) {
-    auto batch = standInBatch(account.address, account.home_addresses[i % 2].view());
+    auto batch = stateBatch(account.address, account.home_addresses[i % 2].view());
     if (auto result = store.execute(batch, times[i]); !result) {
       std::fprintf(stderr, "harness: prefill failed: %s\n", result.error().message.c_str());
       std::abort();

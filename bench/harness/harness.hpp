@@ -31,21 +31,24 @@ class TempDirectory {
 };
 
 // The daemon's defaults with every detector that exists enabled, as bench/run starts it:
-// the deny list holds a few accounts and a network that the generated traffic never uses.
+// the deny list holds a few accounts and a network that the generated traffic never uses;
+// quota keeps its defaults (24 h, 1,500 recipients), which the generated traffic stays under.
 config::Settings benchSettings();
 
-// Plans what the quota and geo detectors will (one 24 h counter with hourly buckets, one set of
-// client addresses) and never has an opinion, so the state path is measured before they land.
-class StateStandInDetector final : public engine::Detector {
+// Plans what the geo detector will (a set of client addresses per account, one touch per
+// request) and never has an opinion, so its state path is measured before it lands.
+class GeoStandInDetector final : public engine::Detector {
  public:
-  std::string_view name() const override { return "state-stand-in"; }
+  std::string_view name() const override { return "geo-stand-in"; }
   void plan(const engine::DetectorContext& context, store::Batch& batch) const override;
   engine::Verdict evaluate(const engine::DetectorContext& context,
                            const engine::DetectorResults& results) const override;
 };
 
-// The store operations StateStandInDetector plans, for benchmarks that call the store directly.
-store::Batch standInBatch(const std::string& account, std::string_view client_address);
+// The store operations of one counted message, for benchmarks that call the store directly:
+// the quota detector's 24 h counter (as QuotaDetector::plan builds it, default settings) and
+// the geo stand-in's set.
+store::Batch stateBatch(const std::string& account, std::string_view client_address);
 
 // Decision log lines go to a sink that drops them, at the daemon's level (info): formatting a
 // line is measured, writing it to a terminal is not.
@@ -82,8 +85,8 @@ MemoryUsage readMemoryUsage();  // of this process, from /proc/self/status
 std::unique_ptr<store::EmbeddedStore> openStore(const std::filesystem::path& dir,
                                                 std::int64_t max_accounts = 2'000'000);
 
-// Gives `account` what a month of ordinary mail leaves behind: the stand-in's 24 h counter with
-// a few buckets filled and its set holding the account's two home addresses.
+// Gives `account` what a day of ordinary mail leaves behind: the quota counter with three
+// buckets filled and the geo set holding the account's two home addresses.
 void prefillAccount(store::Store& store, const Account& account, TimePoint now);
 
 }  // namespace saslguard::bench

@@ -4,18 +4,25 @@
 #include <benchmark/benchmark.h>
 
 #include "engine/detectors/denylist.hpp"
+#include "engine/detectors/quota.hpp"
 #include "harness/harness.hpp"
 #include "protocol/parser.hpp"
 
 namespace saslguard::bench {
 namespace {
 
+using protocol::Action;
+
 // A parsed request that stays valid as long as this object lives.
 struct ParsedRequest {
   std::string text;
   protocol::Request request;
-  ParsedRequest(std::string_view account, std::string_view client)
+  ParsedRequest(std::string_view account, std::string_view client, bool end_of_message = false)
       : text(postfix37Request(account, client)) {
+    if (end_of_message) {  // what quota counts: END-OF-MESSAGE with the message's recipients
+      text.replace(text.find("RCPT"), 4, "END-OF-MESSAGE");
+      text.replace(text.find("recipient_count=0"), 17, "recipient_count=3");
+    }
     protocol::RequestParser parser;
     if (parser.parse(text, request).status != protocol::ParseStatus::Complete) std::abort();
   }
@@ -39,6 +46,30 @@ void BM_Detector_Denylist(benchmark::State& state, std::string_view account,
 BENCHMARK_CAPTURE(BM_Detector_Denylist, miss, "alice@example.org", "198.51.100.23", false);
 BENCHMARK_CAPTURE(BM_Detector_Denylist, account, "listed1@example.net", "198.51.100.23", true);
 BENCHMARK_CAPTURE(BM_Detector_Denylist, network, "alice@example.org", "203.0.113.9", true);
+
+// plan() then evaluate() for a counted message, with the total the store would return: under
+// the quota (the usual case), over it (HOLD, reason and evidence built) and over twice (REJECT).
+void BM_Detector_Quota(benchmark::State& state, std::uint64_t total, Action expected) {
+  const auto detector = *engine::QuotaDetector::create(benchSettings().detectors.quota);
+  const ParsedRequest parsed("alice@example.org", "198.51.100.23", true);
+  const engine::Identity identity{"alice@example.org", true};
+  const engine::DetectorContext context{parsed.request, identity, Clock::now()};
+  const store::CounterResult counter{total, true};
+  Action action = Action::Dunno;
+  for (auto _ : state) {
+    store::Batch batch;
+    detector->plan(context, batch);
+    auto verdict = detector->evaluate(context, {std::span(&counter, 1), {}});
+    action = verdict.action;
+    benchmark::DoNotOptimize(batch);
+    benchmark::DoNotOptimize(verdict);
+  }
+  if (action != expected) state.SkipWithError("unexpected verdict");
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK_CAPTURE(BM_Detector_Quota, under, 40, Action::Dunno);
+BENCHMARK_CAPTURE(BM_Detector_Quota, hold, 1600, Action::Hold);
+BENCHMARK_CAPTURE(BM_Detector_Quota, reject, 3100, Action::Reject);
 
 }  // namespace
 }  // namespace saslguard::bench
