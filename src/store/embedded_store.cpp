@@ -117,6 +117,17 @@ Result<BatchResult> EmbeddedStore::execute(const Batch& batch, TimePoint now) {
   state.last_active_s = std::max(state.last_active_s, toUnixSeconds32(now_s));
   bool changed = false;
 
+  // Groups of counters added all or none: a group is blocked when one of its ops would reach
+  // its limit (bit g set for group g; groups above 63 are not supported and never blocked).
+  std::uint64_t blocked_groups = 0;
+  for (const auto& op : batch.counters) {
+    if (op.all_or_none_group == 0 || op.all_or_none_group > 63 || !op.add_only_below) continue;
+    const auto name = shard->names.find(op.name);
+    const NamedWindow* counter = name ? state.findCounter(*name) : nullptr;
+    const std::uint64_t total = (counter ? counter->window.total(now_s) : 0) + op.amount;
+    if (total >= *op.add_only_below) blocked_groups |= std::uint64_t{1} << op.all_or_none_group;
+  }
+
   result.counters.reserve(batch.counters.size());
   for (const auto& op : batch.counters) {
     auto name = op.amount > 0 ? shard->names.intern(op.name) : shard->names.find(op.name);
@@ -134,7 +145,10 @@ Result<BatchResult> EmbeddedStore::execute(const Batch& batch, TimePoint now) {
       counter->window.reshape(op.window_s, op.buckets);
       changed = true;
     }
-    result.counters.push_back(counter->window.apply(op.amount, op.add_only_below, now_s));
+    const bool blocked = op.all_or_none_group != 0 && op.all_or_none_group <= 63 &&
+                         (blocked_groups & (std::uint64_t{1} << op.all_or_none_group)) != 0;
+    result.counters.push_back(counter->window.apply(
+        op.amount, blocked ? std::optional<std::uint64_t>(0) : op.add_only_below, now_s));
     changed |= result.counters.back().added;
   }
 

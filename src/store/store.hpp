@@ -50,6 +50,10 @@ struct CounterOp {
   std::uint32_t buckets = 100;  // granularity = window_s / buckets
   std::uint64_t amount = 0;     // 0 reads without changing anything
   std::optional<std::uint64_t> add_only_below;
+  // Non-zero: the ops of the batch with the same group are added all or none — each only when
+  // every op of the group stays below its add_only_below (the quota detector's windows: a
+  // message one window rejects is added to none of them).
+  std::uint8_t all_or_none_group = 0;
 };
 struct CounterResult {
   std::uint64_t total = 0;  // window total including the amount (whether or not it was added)

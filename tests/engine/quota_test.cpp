@@ -197,17 +197,16 @@ TEST_F(QuotaTest, SeveralWindowsTheMostSevereTierWins) {
   auto later = kNow + std::chrono::hours(2);
   EXPECT_EQ(message(*pipeline, a, 9, later), kDunno);
   EXPECT_EQ(total(a, 86400, later), 21u);
-  // Rejected by the 1 h window (9 + 11 = 20 >= 2 x 10): not added to it. The 24 h window,
-  // which on its own would let the message through (32 < 200), does count it: each window
-  // decides for itself whether to count, in the same store call (see docs/detectors/quota.md).
+  // Rejected by the 1 h window (9 + 11 = 20 >= 2 x 10): added to no window, not even to the
+  // 24 h one, which on its own would have let it through (32 < 200).
   EXPECT_EQ(message(*pipeline, a, 11, later), kReject);
   EXPECT_EQ(total(a, 3600, later), 9u);
-  EXPECT_EQ(total(a, 86400, later), 32u);
+  EXPECT_EQ(total(a, 86400, later), 21u);
   // The 24 h window holds on its own once it reaches 100.
   for (int hour = 4; hour < 14; ++hour) {
-    message(*pipeline, a, 7, kNow + std::chrono::hours(hour));
+    message(*pipeline, a, 8, kNow + std::chrono::hours(hour));
   }
-  EXPECT_EQ(total(a, 86400, kNow + std::chrono::hours(14)), 102u);
+  EXPECT_EQ(total(a, 86400, kNow + std::chrono::hours(14)), 101u);
   EXPECT_EQ(message(*pipeline, a, 1, kNow + std::chrono::hours(14)), kHold);
 }
 

@@ -67,6 +67,27 @@ TEST_F(Counters, AddOnlyBelowDoesNotAddAtTheLimitButReportsTheTotal) {
   EXPECT_EQ(total(*store, "alice", "quota", at(3)), 9u);
 }
 
+TEST_F(Counters, AnAllOrNoneGroupAddsToEveryCounterOrToNone) {
+  auto store = open();
+  auto ops = [](std::uint64_t amount) {
+    auto day = counter("quota:86400", amount, 86400, 100, 100);
+    auto hour = counter("quota:3600", amount, 3600, 100, 10);
+    day.all_or_none_group = hour.all_or_none_group = 1;
+    return std::vector<CounterOp>{day, hour};
+  };
+  auto r1 = store->execute(batch("alice", ops(6)), at(0));
+  EXPECT_TRUE(r1->counters[0].added && r1->counters[1].added);
+  auto r2 = store->execute(batch("alice", ops(4)), at(1));  // the hour reaches its limit
+  EXPECT_EQ(r2->counters[0].total, 10u);
+  EXPECT_FALSE(r2->counters[0].added) << "the day would take it, but the group is blocked";
+  EXPECT_EQ(r2->counters[1].total, 10u);
+  EXPECT_FALSE(r2->counters[1].added);
+  EXPECT_EQ(total(*store, "alice", "quota:86400", at(2), 86400, 100), 6u);
+  auto r3 = store->execute(batch("alice", ops(3)), at(2));
+  EXPECT_TRUE(r3->counters[0].added && r3->counters[1].added);
+  EXPECT_EQ(total(*store, "alice", "quota:86400", at(3), 86400, 100), 9u);
+}
+
 TEST_F(Counters, AmountZeroReadsWithoutStoringAnything) {
   auto store = open();
   auto read = store->execute(batch("nobody", {counter("quota", 0)}), at(0));

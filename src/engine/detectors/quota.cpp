@@ -312,6 +312,7 @@ void QuotaDetector::plan(const DetectorContext& context, store::Batch& batch) co
     op.amount = assessment.recipients;
     // Delivered messages count, rejected ones do not; in shadow mode nothing is rejected.
     if (!shadow_) op.add_only_below = rejectAt(windowQuota(window, assessment.quota));
+    op.all_or_none_group = 1;  // rejected by one window: added to none
     batch.counters.push_back(std::move(op));
   }
 }
