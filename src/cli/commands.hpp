@@ -17,6 +17,7 @@ Command addVersion(CLI::App& app);
 Command addAccounts(CLI::App& app);
 Command addQuery(CLI::App& app);
 Command addStats(CLI::App& app);
+Command addReport(CLI::App& app);
 Command addImportConfig(CLI::App& app);
 
 }  // namespace saslguard::cli

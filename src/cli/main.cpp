@@ -23,6 +23,7 @@ int main(int argc, char** argv) {
   add(saslguard::cli::addAccounts(app));
   add(saslguard::cli::addQuery(app));
   add(saslguard::cli::addStats(app));
+  add(saslguard::cli::addReport(app));
   add(saslguard::cli::addImportConfig(app));
   try {
     app.parse(argc, argv);

@@ -48,6 +48,10 @@ class Entry {
     option_.since = std::move(version);
     return *this;
   }
+  Entry& secret() {
+    option_.secret = true;
+    return *this;
+  }
 
  private:
   Option& option_;
@@ -216,6 +220,49 @@ std::vector<Option> buildTable() {
   SASLGUARD_OPTION(decisions, recent)
       .range(0, 10000000)
       .help("decision records kept in memory for the log and the API");
+
+  SASLGUARD_OPTION(eventlog, enabled).help("write one row per counted message to the event log");
+  SASLGUARD_OPTION(eventlog, url)
+      .checkedBy(+[](std::string_view text) -> Result<void> {
+        for (const std::string_view scheme :
+             {"sqlite://", "mysql://", "mariadb://", "postgresql://", "postgres://"}) {
+          if (text.starts_with(scheme)) return {};
+        }
+        if (text.empty()) return {};
+        return fail(
+            "expected sqlite:///path, mysql://user@host:port/database or "
+            "postgresql://user@host:port/database");
+      })
+      .help("event log database; empty: sqlite file events.sqlite in state.dir");
+  SASLGUARD_OPTION(eventlog, password_file)
+      .checkedBy(+[](std::string_view text) -> Result<void> {
+        if (text.empty() || text.starts_with('/')) return {};
+        return fail("expected an absolute path");
+      })
+      .help("file whose first line is the database password (kept out of this configuration)");
+  SASLGUARD_OPTION(eventlog, table)
+      .checkedBy(+[](std::string_view text) -> Result<void> {
+        const bool ok = !text.empty() && text.size() <= 64 && !(text[0] >= '0' && text[0] <= '9') &&
+                        std::all_of(text.begin(), text.end(), [](char c) {
+                          return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                                 (c >= '0' && c <= '9') || c == '_';
+                        });
+        if (ok) return {};
+        return fail("expected an SQL table name (letters, digits and _, at most 64)");
+      })
+      .help("table the rows go to; UVSQ policyd's report expects events");
+  SASLGUARD_OPTION(eventlog, queue_rows)
+      .range(1, 10000000)
+      .help("rows waiting for the database at most; further rows are dropped and counted");
+  SASLGUARD_OPTION(eventlog, batch_rows)
+      .range(1, 100000)
+      .help("rows written in one transaction at most");
+  SASLGUARD_OPTION(eventlog, flush_interval_ms)
+      .range(10, 60000)
+      .help("longest time a row waits before its batch is written");
+  SASLGUARD_OPTION(eventlog, retention_days)
+      .range(0, 36500)
+      .help("rows older than this are deleted at start and daily; 0 keeps them for ever");
 
   SASLGUARD_OPTION(detectors.denylist, enabled).help("evaluate this detector");
   SASLGUARD_OPTION(detectors.denylist, shadow)
@@ -503,6 +550,9 @@ std::string sectionHelp(std::string_view section) {
       {"registry", "Accounts marked compromised, answered before any detector runs."},
       {"state", "Durable state: counters, compromise marks, recent activity."},
       {"decisions", "Recent decisions: what was answered, to whom and why."},
+      {"eventlog",
+       "SQL event log (SQLite, MariaDB or PostgreSQL): one row per counted message, in UVSQ "
+       "policyd's events table layout, for saslguard report top. Written off the request path."},
       {"detectors.denylist",
        "Accounts, senders and networks always answered with the action. Like every detector it "
        "has enabled, shadow, action and reply_text."},

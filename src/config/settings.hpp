@@ -78,6 +78,20 @@ struct DecisionsSettings {
   int recent = 10000;  // decision records kept in memory for the log and the API
 };
 
+// The SQL event log: one row per counted message (UVSQ policyd's `events` table, extended).
+struct EventlogSettings {
+  bool enabled = true;
+  // "" = sqlite file events.sqlite in state.dir; sqlite:///path, mysql://user:pass@host:port/db,
+  // postgresql://user@host:port/db — without the password, which is read from password_file
+  std::string url;
+  std::string password_file;  // the database password, on the file's first line
+  std::string table = "events";
+  int queue_rows = 100000;  // rows waiting for the database at most; more are dropped
+  int batch_rows = 1000;    // rows per transaction at most
+  int flush_interval_ms = 200;
+  int retention_days = 7;  // 0 keeps rows for ever
+};
+
 // Every detector has these switches.
 struct DetectorSwitches {
   bool enabled = true;
@@ -131,6 +145,7 @@ struct Settings {
   RegistrySettings registry;
   StateSettings state;
   DecisionsSettings decisions;
+  EventlogSettings eventlog;
   DetectorsSettings detectors;
 
   std::string source_path;  // the file these came from ("" for defaults only)

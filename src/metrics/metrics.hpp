@@ -30,7 +30,10 @@ namespace saslguard::metrics {
   X(connections_idle_closed_total, "connections closed after the idle timeout")            \
   X(reloads_total, "successful configuration reloads")                                     \
   X(reload_failures_total, "configuration reloads rejected (old configuration kept)")      \
-  X(control_requests_total, "control socket commands served")
+  X(control_requests_total, "control socket commands served")                              \
+  X(eventlog_rows_written_total, "event log rows written to the database")                 \
+  X(eventlog_rows_dropped_total, "event log rows dropped (queue full, refused, shutdown)") \
+  X(eventlog_write_errors_total, "event log database errors (connect, write, cleanup)")
 
 struct alignas(64) Counters {
 #define SASLGUARD_COUNTER_FIELD(name, help) std::atomic<std::uint64_t> name{0};

@@ -15,6 +15,7 @@
 #include "common/log.hpp"
 #include "config/options.hpp"
 #include "engine/pipeline.hpp"
+#include "eventlog/sql_event_log.hpp"
 #include "metrics/metrics.hpp"
 #include "server/control.hpp"
 #include "server/policy_server.hpp"
@@ -66,7 +67,7 @@ void warnAboutRestartOnlyChanges(const config::Settings& old, const config::Sett
   for (const auto* option : config::changedOptions(old, fresh)) {
     const auto name = option->name();
     const bool restartOnly =
-        option->section == "state" ||
+        option->section == "state" || option->section == "eventlog" ||
         std::find(std::begin(kRestartOnly), std::end(kRestartOnly), name) != std::end(kRestartOnly);
     if (restartOnly) {
       spdlog::warn("reload: {} changed; it takes effect only after a restart", name);
@@ -133,7 +134,12 @@ class Daemon {
 
     recent_ = std::make_unique<engine::RecentDecisions>(
         static_cast<std::size_t>(settings_->decisions.recent));
-    auto pipeline = engine::Pipeline::build(settings_, *store_, *recent_);
+    if (settings_->eventlog.enabled) {
+      auto options = eventlog::optionsFrom(*settings_);
+      if (!options) return startupFailure(options.error().message, kExitConfig);
+      events_ = eventlog::SqlEventLog::start(std::move(*options));
+    }
+    auto pipeline = engine::Pipeline::build(settings_, *store_, *recent_, events_.get());
     if (!pipeline) return startupFailure(pipeline.error().message, kExitConfig);
 
     if (const auto path = controlSocketPath(*settings_); !path.empty()) {
@@ -149,8 +155,9 @@ class Daemon {
     startWatchdog();
 
     const auto status =
-        fmt::format("listening on {}; state in {}; detectors: {}", fmt::join(bound, ", "),
-                    settings_->state.dir, detectorNames(*settings_));
+        fmt::format("listening on {}; state in {}; detectors: {}; event log: {}",
+                    fmt::join(bound, ", "), settings_->state.dir, detectorNames(*settings_),
+                    events_ ? events_->options().url.redacted : std::string("off"));
     spdlog::info("saslguard {} ready: {}", SASLGUARD_VERSION, status);
     systemd::ready(status);
 
@@ -158,6 +165,7 @@ class Daemon {
 
     server_->join();
     if (control_) control_->close();
+    stopEventLog();
     if (auto closed = store_->close(); !closed) {
       spdlog::error("writing state at shutdown failed: {}", closed.error().message);
       return kExitFailure;
@@ -172,6 +180,16 @@ class Daemon {
     spdlog::critical("cannot start: {}", message);
     spdlog::shutdown();
     return code;
+  }
+
+  // The workers are stopped: write what is queued, within a bounded wait, and say how it went.
+  void stopEventLog() {
+    if (!events_) return;
+    events_->stop(std::chrono::milliseconds(std::max(1000, settings_->server.shutdown_grace_ms)));
+    const auto stats = events_->stats();
+    spdlog::info("event log stopped: {} row(s) written, {} dropped, {} database error(s)",
+                 stats.written, stats.dropped, stats.write_errors);
+    events_.reset();
   }
 
   void watchSignals() {
@@ -205,7 +223,7 @@ class Daemon {
       return;
     }
     auto fresh = std::make_shared<const config::Settings>(std::move(*loaded));
-    auto pipeline = engine::Pipeline::build(fresh, *store_, *recent_);
+    auto pipeline = engine::Pipeline::build(fresh, *store_, *recent_, events_.get());
     if (!pipeline) {
       SASLGUARD_COUNT(reload_failures_total);
       spdlog::error("reload rejected, keeping the running configuration: {}",
@@ -247,6 +265,7 @@ class Daemon {
   asio::steady_timer watchdog_{main_context_};
   std::unique_ptr<store::EmbeddedStore> store_;
   std::unique_ptr<engine::RecentDecisions> recent_;
+  std::unique_ptr<eventlog::SqlEventLog> events_;  // outlives every pipeline that points to it
   std::unique_ptr<ControlServer> control_;
   std::unique_ptr<PolicyServer> server_;
 };

@@ -68,13 +68,14 @@ void expectOneOptionPerField(Tie tie, const std::string& section, std::size_t ow
 TEST(OptionTable, EveryMemberOfSettingsHasExactlyOneOption) {
   {
     Settings s;
-    auto& [server, protocol, log, identity, lists, replies, registry, state, decisions, detectors,
-           source_path] = s;
+    auto& [server, protocol, log, identity, lists, replies, registry, state, decisions, eventlog,
+           detectors, source_path] = s;
     (void)server, (void)protocol, (void)log, (void)identity, (void)lists, (void)replies;
-    (void)registry, (void)state, (void)decisions, (void)detectors, (void)source_path;
+    (void)registry, (void)state, (void)decisions, (void)eventlog, (void)detectors,
+        (void)source_path;
     std::set<std::string> tables;  // one member per top-level table, plus source_path
     for (const auto& section : sections()) tables.insert(section.substr(0, section.find('.')));
-    EXPECT_EQ(tables.size(), 10u);
+    EXPECT_EQ(tables.size(), 11u);
     EXPECT_EQ(boost::pfr::tuple_size_v<DetectorsSettings>, 2u);  // one member per detector
   }
   expectOneOptionPerField(
@@ -96,6 +97,8 @@ TEST(OptionTable, EveryMemberOfSettingsHasExactlyOneOption) {
   expectOneOptionPerField([](Settings& s) { return boost::pfr::structure_tie(s.state); }, "state");
   expectOneOptionPerField([](Settings& s) { return boost::pfr::structure_tie(s.decisions); },
                           "decisions");
+  expectOneOptionPerField([](Settings& s) { return boost::pfr::structure_tie(s.eventlog); },
+                          "eventlog");
   // Neither PFR nor structured bindings see through a base class: the shared switches are
   // checked field by field, the denylist's own members (accounts, senders, networks) counted.
   expectOneOptionPerField(
