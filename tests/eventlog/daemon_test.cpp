@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "eventlog/database.hpp"
 #include "support/daemon_process.hpp"
 #include "support/temp_dir.hpp"
 
@@ -36,6 +37,52 @@ TEST(EventlogDaemon, OpensSqliteInTheStateDirectoryAndStopsCleanly) {
       daemon.log().find("event log stopped: 0 row(s) written, 0 dropped, 0 database error(s)"),
       std::string::npos)
       << daemon.log();
+}
+
+std::string endOfMessage(const std::string& login, int recipients) {
+  auto request = saslguard::testing::postfixRequest(login, "192.0.2.10", "END-OF-MESSAGE");
+  const std::string zero = "recipient_count=0\n";
+  request.replace(request.find(zero), zero.size(),
+                  "recipient_count=" + std::to_string(recipients) + "\n");
+  return request;
+}
+
+// End to end: the quota detector counts messages, each becomes a row with the final action, the
+// rows are written by shutdown, and report top reads them back.
+TEST(EventlogDaemon, QuotaCountedMessagesBecomeRowsAndReportTopShowsThem) {
+  TempDir dir;
+  const auto state = (dir / "state").string();
+  DaemonProcess daemon(
+      {"--listen", "127.0.0.1:0", "--state-dir", state, "--detectors-quota-windows", "24h:10"},
+      dir / "daemon.log");
+  ASSERT_TRUE(daemon.ready()) << daemon.log();
+  auto client = saslguard::testing::PolicyClient::connectTcp(daemon.port());
+  ASSERT_TRUE(client);
+  EXPECT_EQ(client->ask(endOfMessage("alice@example.org", 4)), "action=DUNNO");
+  EXPECT_EQ(client->ask(endOfMessage("alice@example.org", 4)), "action=DUNNO");
+  EXPECT_EQ(client->ask(endOfMessage("alice@example.org", 4))->rfind("action=HOLD", 0), 0u);
+  EXPECT_EQ(client->ask(endOfMessage("bob@example.org", 2)), "action=DUNNO");
+  daemon.signal(SIGTERM);
+  EXPECT_EQ(daemon.wait(), 0) << daemon.log();
+  EXPECT_NE(daemon.log().find("event log stopped: 4 row(s) written, 0 dropped"), std::string::npos)
+      << daemon.log();
+
+  auto url = parseUrl("", state);
+  ASSERT_TRUE(url);
+  auto db = Database::connect(*url, "events");
+  ASSERT_TRUE(db);
+  EXPECT_EQ(*(*db)->queryText("SELECT group_concat(recipient_count || ':' || window_total || ':' "
+                              "|| action || ':' || detector || ':' || shadow, ' ') FROM (SELECT * "
+                              "FROM events WHERE sasl_username = 'alice@example.org' ORDER BY "
+                              "rowid)"),
+            "4:4:DUNNO:quota:0 4:8:DUNNO:quota:0 4:12:HOLD:quota:0");
+
+  const auto report = saslguard::testing::runSaslguard({"report", "top", "--state-dir", state});
+  EXPECT_EQ(report.exit_code, 0) << report.output;
+  const auto alice = report.output.find("alice@example.org");
+  ASSERT_NE(alice, std::string::npos) << report.output;
+  EXPECT_NE(report.output.find(" 12 ", alice), std::string::npos) << report.output;
+  EXPECT_LT(alice, report.output.find("bob@example.org"));
 }
 
 TEST(EventlogDaemon, RefusesAPasswordInTheUrlWithoutShowingIt) {
