@@ -158,6 +158,14 @@ int runScale(const ScaleOptions& options) {
   execute.end();
   const auto end = readMemoryUsage();
 
+  // What stopping costs: the store writes everything pending (the daemon does this on SIGTERM).
+  const auto close_start = Steady::now();
+  if (auto closed = store->close(); !closed) {
+    std::fprintf(stderr, "saslguard-scale: close failed: %s\n", closed.error().message.c_str());
+    return 1;
+  }
+  const double close_s = secondsSince(close_start);
+
   const auto n = static_cast<double>(options.accounts);
   const auto mb = [](std::int64_t kb) { return static_cast<double>(kb) / 1024.0; };
   std::printf(
@@ -165,7 +173,7 @@ int runScale(const ScaleOptions& options) {
       "file_delta_mb=%.1f rss_bytes_per_account=%.0f anon_bytes_per_account=%.0f "
       "decide_ns=%.0f decide_cpu_ns=%.0f decide_background_cpu_ns=%.0f execute_ns=%.0f "
       "execute_cpu_ns=%.0f execute_background_cpu_ns=%.0f rss_end_mb=%.1f hwm_mb=%.1f "
-      "population_mb=%.1f\n",
+      "population_mb=%.1f close_s=%.2f\n",
       static_cast<unsigned long long>(options.accounts), static_cast<unsigned long long>(tracked),
       prefill_s, mb(after.rss_kb - before.rss_kb), mb(after.anon_kb - before.anon_kb),
       mb(after.file_kb - before.file_kb),
@@ -173,7 +181,8 @@ int runScale(const ScaleOptions& options) {
       static_cast<double>(after.anon_kb - before.anon_kb) * 1024.0 / n, decide.ns(decide.wall_s),
       decide.ns(decide.thread_cpu_s), decide.ns(decide.background_cpu_s),
       execute.ns(execute.wall_s), execute.ns(execute.thread_cpu_s),
-      execute.ns(execute.background_cpu_s), mb(end.rss_kb), mb(end.hwm_kb), mb(before.rss_kb));
+      execute.ns(execute.background_cpu_s), mb(end.rss_kb), mb(end.hwm_kb), mb(before.rss_kb),
+      close_s);
   std::fflush(stdout);
   return 0;
 }
