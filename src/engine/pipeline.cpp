@@ -190,6 +190,16 @@ void Pipeline::logCounted(const protocol::Request& request, const DecisionRecord
   events_->offer(std::move(row));
 }
 
+std::string Pipeline::detectorSummary() const {
+  std::string summary;
+  for (const auto& configured : detectors_) {
+    if (!summary.empty()) summary += ',';
+    summary += configured.detector->name();
+    if (configured.shadow) summary += "(shadow)";
+  }
+  return summary.empty() ? "none" : summary;
+}
+
 std::string_view Pipeline::defaultText(Action action) const {
   switch (action) {
     case Action::Reject:

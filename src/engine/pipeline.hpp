@@ -34,6 +34,8 @@ class Pipeline {
 
   const config::Settings& settings() const { return *settings_; }
   const IdentityResolver& identity() const { return identity_; }
+  // The detectors in the order they run, e.g. "denylist,quota(shadow)", or "none".
+  std::string detectorSummary() const;
 
  private:
   Pipeline(config::SettingsPtr settings, store::Store& store, RecentDecisions& recent,

@@ -77,14 +77,6 @@ void warnAboutRestartOnlyChanges(const config::Settings& old, const config::Sett
   }
 }
 
-std::string detectorNames(const config::Settings& settings) {
-  std::vector<std::string> names;
-  if (settings.detectors.denylist.enabled) {
-    names.push_back(settings.detectors.denylist.shadow ? "denylist(shadow)" : "denylist");
-  }
-  return names.empty() ? "none" : fmt::format("{}", fmt::join(names, ","));
-}
-
 class Daemon {
  public:
   explicit Daemon(config::LoadRequest request) : request_(std::move(request)) {}
@@ -156,7 +148,7 @@ class Daemon {
 
     const auto status =
         fmt::format("listening on {}; state in {}; detectors: {}; event log: {}",
-                    fmt::join(bound, ", "), settings_->state.dir, detectorNames(*settings_),
+                    fmt::join(bound, ", "), settings_->state.dir, (*pipeline)->detectorSummary(),
                     events_ ? events_->options().url.redacted : std::string("off"));
     spdlog::info("saslguard {} ready: {}", SASLGUARD_VERSION, status);
     systemd::ready(status);
@@ -238,7 +230,7 @@ class Daemon {
     SASLGUARD_COUNT(reloads_total);
     spdlog::info("configuration reloaded from {}; detectors: {}",
                  fresh->source_path.empty() ? "defaults" : fresh->source_path,
-                 detectorNames(*fresh));
+                 (*pipeline)->detectorSummary());
     systemd::ready("configuration reloaded");
   }
 
