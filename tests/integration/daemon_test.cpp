@@ -203,9 +203,18 @@ TEST(Daemon, ClosesIdleConnectionsAndRefusesConnectionsOverTheCap) {
   EXPECT_TRUE(daemon.process->waitForLog("server.max_connections (3) reached"));
   // After the idle timeout the three are closed, and new connections are welcome again.
   EXPECT_TRUE(a.closedByPeer(4s));
-  EXPECT_TRUE(b.closedByPeer(1s));
-  auto later = daemon.connect();
-  EXPECT_EQ(later.ask(postfixRequest("a@example.org")), "action=DUNNO");
+  EXPECT_TRUE(b.closedByPeer(2s));
+  EXPECT_TRUE(c.closedByPeer(2s));
+  // The client sees the close a moment before the worker has released the slot, so a connection
+  // made at once may still be refused; within a short while one must be answered.
+  bool welcomed = false;
+  for (const auto deadline = std::chrono::steady_clock::now() + 3s;
+       !welcomed && std::chrono::steady_clock::now() < deadline;
+       std::this_thread::sleep_for(50ms)) {
+    auto later = daemon.connect();
+    welcomed = later.ask(postfixRequest("a@example.org")) == "action=DUNNO";
+  }
+  EXPECT_TRUE(welcomed) << daemon.process->log();
 }
 
 TEST(Daemon, OperatorBlockAndClearThroughTheControlSocketSurviveKillNine) {
