@@ -40,13 +40,18 @@ struct DnsAnswer {
   std::string error;  // kTimeout / kFailed: what went wrong, fit for a log line
 };
 
-class DnsCache;  // shared by the resolvers of all workers; internally locked
+class DnsCache;  // shared by the resolvers of all workers; internally locked (dns_cache.hpp)
 
+// Bounded by options.cache_entries (0: nothing is cached). Only kFound (for min(TTL, max_ttl))
+// and kNotFound (for negative_ttl, or less when the zone's SOA says so) answers are kept;
+// timeouts and failures never are.
 std::shared_ptr<DnsCache> makeDnsCache(const DnsOptions& options);
 
 class DnsResolver {
  public:
   // Fails when the options are unusable (a bad server address); names the bad entry.
+  // A null `cache` gives the resolver a private one. SERVFAIL and REFUSED end the lookup (no
+  // failover to the next server on those two codes; timeouts do fail over).
   static Result<std::unique_ptr<DnsResolver>> create(boost::asio::io_context& context,
                                                      const DnsOptions& options,
                                                      std::shared_ptr<DnsCache> cache);
@@ -57,8 +62,12 @@ class DnsResolver {
   virtual std::optional<DnsAnswer> cached(std::string_view name) = 0;
   // Looks `name` up (type A): from the cache when fresh, else joins a query already in flight
   // for it, else sends one. Always completes, within timeout * tries plus a little.
+  // `name` is absolute ("2.0.0.127.key.authbl.test"; no search domains), any case, with or
+  // without the trailing dot. Call it only on this resolver's io_context thread.
   virtual boost::asio::awaitable<DnsAnswer> resolve(std::string name) = 0;
-  // Cancels queries in flight (they complete with kFailed "shutting down").
+  // Cancels queries in flight (they complete with kFailed "shutting down") and closes the
+  // sockets, so the io_context runs out of work; later lookups that miss the cache fail at once.
+  // The destructor does the same. Destroy the resolver before its io_context.
   virtual void shutdown() = 0;
 };
 
