@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -65,6 +66,11 @@ class Notifier {
 
 // The text of a template with {account}, {detector}, {action}, {reason}, {evidence},
 // {client_address}, {time} (RFC 3339 UTC) and {attr:NAME} replaced; unknown placeholders stay.
+// {attr:NAME} is the last attribute of that exact name, or empty when the request had none.
+// Values are inserted once, as they are: a "{account}" inside a value is not expanded again.
 std::string expandTemplate(std::string_view text, const Notice& notice);
+
+// "2026-11-23T07:52:17Z": what {time} and SASLGUARD_TIME carry.
+std::string formatRfc3339(TimePoint at);
 
 }  // namespace saslguard::notify

@@ -1,0 +1,156 @@
+// smtp_sink.cpp — see smtp_sink.hpp. smtp-sink must drop root privileges (-u) when started as
+// root, so the dump directory is made writable for that user.
+#include "support/smtp_sink.hpp"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+#include <thread>
+
+namespace saslguard::testing {
+namespace {
+
+bool accepts(unsigned short port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(port);
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  const bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0;
+  ::close(fd);
+  return ok;
+}
+
+std::string readAll(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+// Reaps `pid`, giving it `timeout` to exit after SIGTERM before SIGKILL.
+void stopProcess(pid_t pid, std::chrono::milliseconds timeout) {
+  ::kill(pid, SIGTERM);
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  int status = 0;
+  while (::waitpid(pid, &status, WNOHANG) == 0) {
+    if (std::chrono::steady_clock::now() >= deadline) {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, &status, 0);
+      return;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+}
+
+}  // namespace
+
+bool SmtpSink::available() {
+  return ::access(kProgram, X_OK) == 0;
+}
+
+unsigned short SmtpSink::freePort() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t length = sizeof address;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0 ||
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) != 0) {
+    ::close(fd);
+    throw std::runtime_error("no free loopback port");
+  }
+  ::close(fd);
+  return ntohs(address.sin_port);
+}
+
+SmtpSink::SmtpSink(unsigned short port, std::vector<std::string> extra_arguments)
+    : dump_directory_(directory_ / "dump"), port_(port == 0 ? freePort() : port) {
+  namespace fs = std::filesystem;
+  fs::create_directory(dump_directory_);
+  // smtp-sink runs as nobody: it must reach and write the dump directory.
+  fs::permissions(directory_.path(),
+                  fs::perms::owner_all | fs::perms::group_exec | fs::perms::others_exec);
+  fs::permissions(dump_directory_, fs::perms::all);
+
+  std::vector<std::string> arguments{kProgram};
+  if (::geteuid() == 0) arguments.insert(arguments.end(), {"-u", "nobody"});
+  arguments.insert(arguments.end(), {"-d", (dump_directory_ / "%M.").string()});
+  arguments.insert(arguments.end(), extra_arguments.begin(), extra_arguments.end());
+  arguments.insert(arguments.end(), {"127.0.0.1:" + std::to_string(port_), "16"});
+  std::vector<char*> argv;
+  for (auto& argument : arguments) argv.push_back(argument.data());
+  argv.push_back(nullptr);
+
+  const auto log_path = (directory_ / "smtp-sink.log").string();
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, 1, log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
+                                   0644);
+  posix_spawn_file_actions_adddup2(&actions, 1, 2);
+  const int error = ::posix_spawn(&pid_, argv[0], &actions, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  if (error != 0) {
+    pid_ = -1;
+    return;
+  }
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (!accepts(port_)) {
+    int status = 0;
+    if (::waitpid(pid_, &status, WNOHANG) == pid_ ||
+        std::chrono::steady_clock::now() >= deadline) {  // it died (port taken?) or hangs
+      if (pid_ > 0 && ::kill(pid_, 0) == 0) stopProcess(pid_, std::chrono::seconds(2));
+      pid_ = -1;
+      return;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+}
+
+SmtpSink::~SmtpSink() {
+  if (pid_ > 0) stopProcess(pid_, std::chrono::seconds(5));
+}
+
+std::string SmtpSink::log() const {
+  return readAll(directory_ / "smtp-sink.log");
+}
+
+std::vector<std::string> SmtpSink::messages() const {
+  namespace fs = std::filesystem;
+  std::vector<std::pair<fs::file_time_type, fs::path>> files;
+  std::error_code ignored;
+  for (const auto& entry : fs::directory_iterator(dump_directory_, ignored)) {
+    if (entry.is_regular_file()) files.emplace_back(entry.last_write_time(), entry.path());
+  }
+  std::sort(files.begin(), files.end());
+  std::vector<std::string> out;
+  for (const auto& [time, path] : files) out.push_back(readAll(path));
+  return out;
+}
+
+bool SmtpSink::waitForMessages(std::size_t count, std::chrono::milliseconds timeout) const {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (true) {
+    // A dump is complete once it ends with the empty line smtp-sink writes after the message.
+    const auto dumped = messages();
+    const auto complete = std::count_if(dumped.begin(), dumped.end(), [](const std::string& m) {
+      return m.size() >= 2 && m.compare(m.size() - 2, 2, "\n\n") == 0;
+    });
+    if (static_cast<std::size_t>(complete) >= count) return true;
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+}
+
+}  // namespace saslguard::testing
