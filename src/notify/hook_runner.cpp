@@ -165,11 +165,11 @@ void finishChild(Child& child, const std::string& command) {
                  child.killed_at_stop ? "shutdown" : "timeout", describeStatus(status),
                  stderr_note);
   } else if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    // Not thinned like peer warnings: runs are bounded by max_running and the queue, and the
+    // operator needs every failed report.
     SASLGUARD_COUNT(hooks_failed_total);
-    if (log::peerWarningAllowed()) {
-      spdlog::warn("hook {} for account {} failed after {} ms: {}{}", command,
-                   quoteForLog(child.account), elapsed_ms, describeStatus(status), stderr_note);
-    }
+    spdlog::warn("hook {} for account {} failed after {} ms: {}{}", command,
+                 quoteForLog(child.account), elapsed_ms, describeStatus(status), stderr_note);
   } else if (!stderr_note.empty()) {
     spdlog::info("hook {} for account {} finished in {} ms:{}", command, quoteForLog(child.account),
                  elapsed_ms, stderr_note);
@@ -343,10 +343,8 @@ void HookRunner::run() {
       auto child = spawnChild(options_, notice);
       if (!child) {
         SASLGUARD_COUNT(hooks_failed_total);
-        if (log::peerWarningAllowed()) {
-          spdlog::warn("hook for account {} could not start: {}", quoteForLog(notice.account),
-                       child.error().message);
-        }
+        spdlog::warn("hook for account {} could not start: {}", quoteForLog(notice.account),
+                     child.error().message);
         continue;
       }
       SASLGUARD_COUNT(hooks_started_total);

@@ -137,6 +137,15 @@ bool hasLineBreak(std::string_view s) {
 
 }  // namespace
 
+std::string envelopeAddress(std::string_view address) {
+  const auto open = address.rfind('<');
+  const auto close = address.rfind('>');
+  if (open != std::string_view::npos && close != std::string_view::npos && close > open) {
+    return std::string(address.substr(open + 1, close - open - 1));
+  }
+  return std::string(trim(address));
+}
+
 std::string formatRfc5322(TimePoint at) {
   static constexpr const char* kDays[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
   static constexpr const char* kMonths[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
@@ -300,7 +309,9 @@ Mailer::Attempt Mailer::send(const std::string& message) {
   std::unique_ptr<CURL, decltype(&curl_easy_cleanup)> curl(curl_easy_init(), &curl_easy_cleanup);
   if (!curl) return {false, false, "curl_easy_init failed"};
   curl_slist* list = nullptr;
-  for (const auto& address : options_.to) list = curl_slist_append(list, address.c_str());
+  for (const auto& address : options_.to) {
+    list = curl_slist_append(list, envelopeAddress(address).c_str());
+  }
   std::unique_ptr<curl_slist, decltype(&curl_slist_free_all)> recipients(list,
                                                                          &curl_slist_free_all);
   std::pair<const std::string*, std::size_t> cursor{&message, 0};
@@ -320,7 +331,8 @@ Mailer::Attempt Mailer::send(const std::string& message) {
     curl_easy_setopt(handle, CURLOPT_USERNAME, options_.username.c_str());
     curl_easy_setopt(handle, CURLOPT_PASSWORD, options_.password.c_str());
   }
-  curl_easy_setopt(handle, CURLOPT_MAIL_FROM, options_.from.c_str());
+  const auto from = envelopeAddress(options_.from);  // curl adds the angle brackets
+  curl_easy_setopt(handle, CURLOPT_MAIL_FROM, from.c_str());
   curl_easy_setopt(handle, CURLOPT_MAIL_RCPT, recipients.get());
   // One refused recipient must not cost the others their mail.
   curl_easy_setopt(handle, CURLOPT_MAIL_RCPT_ALLLOWFAILS, 1L);

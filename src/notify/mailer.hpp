@@ -32,6 +32,10 @@ std::string formatRfc5322(TimePoint at);
 // RFC 2047 encoded words (UTF-8, base64) folded to fit the line limit.
 std::string headerText(std::string_view value);
 
+// The address SMTP's MAIL FROM / RCPT TO take: "Ops <ops@example.org>" gives "ops@example.org";
+// a bare address is returned trimmed. The headers keep what the operator wrote.
+std::string envelopeAddress(std::string_view address);
+
 class Mailer {
  public:
   using Ptr = std::unique_ptr<Mailer>;

@@ -195,6 +195,12 @@ TEST(MailMessage, DateIsRfc5322) {
       std::regex(R"([A-Z][a-z]{2}, \d\d [A-Z][a-z]{2} \d{4} \d\d:\d\d:\d\d \+0000)")));
 }
 
+TEST(MailMessage, EnvelopeAddressDropsTheDisplayName) {
+  EXPECT_EQ(envelopeAddress("Ops Team <ops@example.org>"), "ops@example.org");
+  EXPECT_EQ(envelopeAddress("<ops@example.org>"), "ops@example.org");
+  EXPECT_EQ(envelopeAddress(" ops@example.org "), "ops@example.org");
+}
+
 TEST(MailerCreate, NamesTheBadField) {
   auto error = [](MailOptions options) {
     auto result = Mailer::create(std::move(options));
@@ -232,6 +238,8 @@ TEST(Mailer, DeliversTheNoticeToEveryRecipient) {
   ASSERT_TRUE(sink.running()) << sink.log();
   auto options = mailOptions(sink.url());
   options.body_template = "Account {account}\n.\n..two dots\n{evidence}\n";
+  options.from = "saslguard <saslguard@example.org>";
+  options.to = {"Postmaster <postmaster@example.org>", "security@example.org"};
   auto mailer = makeMailer(options);
   const auto sent = counter("mails_sent_total");
   const auto begin = std::chrono::steady_clock::now();
@@ -246,7 +254,9 @@ TEST(Mailer, DeliversTheNoticeToEveryRecipient) {
   EXPECT_NE(dump.find("X-Rcpt-Args: <postmaster@example.org>"), std::string::npos);
   EXPECT_NE(dump.find("X-Rcpt-Args: <security@example.org>"), std::string::npos);
   EXPECT_EQ(dump.find("victim@example.net>"), std::string::npos);  // not a recipient
-  EXPECT_NE(dump.find("\nTo: postmaster@example.org, security@example.org\n"), std::string::npos);
+  EXPECT_NE(dump.find("\nFrom: saslguard <saslguard@example.org>\n"), std::string::npos);
+  EXPECT_NE(dump.find("\nTo: Postmaster <postmaster@example.org>, security@example.org\n"),
+            std::string::npos);
   EXPECT_NE(dump.find("\nSubject: saslguard: mallory@example.org  Bcc: victim@example.net marked "
                       "compromised by reputation\n"),
             std::string::npos);
