@@ -1,7 +1,6 @@
 // hook_runner.cpp — one thread owns every hook child: it starts queued runs up to max_running,
-// then poll()s the children's pidfds and stderr pipes with the nearest deadline as timeout, kills
-// late groups (SIGTERM, SIGKILL 2 s later) and reaps each child it started, so none is left a
-// zombie.
+// poll()s their pidfds and stderr pipes until the nearest deadline, kills late process groups
+// (SIGTERM, SIGKILL 2 s later) and reaps every child it started, so none is left a zombie.
 #include "notify/hook_runner.hpp"
 
 #include <fcntl.h>
@@ -367,11 +366,10 @@ void HookRunner::run() {
       if (child.stderr_fd >= 0) fds.push_back({child.stderr_fd, POLLIN, 0});
     }
     if (need_tick) next = std::min(next, now + milliseconds(100));
-    const auto wait_ms = std::max<std::int64_t>(
-        0, duration_cast<milliseconds>(next - now).count() + 1);  // +1: never wake just early
-    if (::poll(fds.data(), fds.size(), static_cast<int>(std::min<std::int64_t>(wait_ms, 3600000))) <
-            0 &&
-        errno != EINTR) {
+    // +1 ms: poll() rounds down, and waking just before a deadline would only spin once more.
+    const auto wait_ms =
+        std::clamp<std::int64_t>(duration_cast<milliseconds>(next - now).count() + 1, 0, 3600000);
+    if (::poll(fds.data(), fds.size(), static_cast<int>(wait_ms)) < 0 && errno != EINTR) {
       fatal(std::string("hook runner: poll: ") + std::strerror(errno));
     }
     if (fds[0].revents != 0) {

@@ -335,7 +335,11 @@ Mailer::Attempt Mailer::send(const std::string& message) {
   curl_easy_setopt(handle, CURLOPT_MAIL_FROM, from.c_str());
   curl_easy_setopt(handle, CURLOPT_MAIL_RCPT, recipients.get());
   // One refused recipient must not cost the others their mail.
+#ifdef CURLOPT_MAIL_RCPT_ALLLOWFAILS  // curl 8.2 fixed the name and keeps the old as a macro
+  curl_easy_setopt(handle, CURLOPT_MAIL_RCPT_ALLOWFAILS, 1L);
+#else
   curl_easy_setopt(handle, CURLOPT_MAIL_RCPT_ALLLOWFAILS, 1L);
+#endif
   curl_easy_setopt(handle, CURLOPT_UPLOAD, 1L);
   curl_easy_setopt(handle, CURLOPT_READFUNCTION, &readMessage);
   curl_easy_setopt(handle, CURLOPT_READDATA, &cursor);
