@@ -2,6 +2,7 @@
 // IPv4, IPv6 and hashed-recipient names, caching (positive, negative, TTL expiry after a zone
 // reload), merged concurrent lookups, timeouts, SERVFAIL/REFUSED from a fake server, shutdown.
 #include <gtest/gtest.h>
+#include <signal.h>
 
 #include <algorithm>
 #include <boost/asio/co_spawn.hpp>
@@ -118,10 +119,19 @@ std::vector<RbldnsdZone> abusixLikeZones() {
 // One rbldnsd for the tests that only read the zones; each test uses its own cache.
 class DnsResolverTest : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() { server_ = new Rbldnsd(abusixLikeZones()); }
+  static void SetUpTestSuite() {
+    try {
+      server_ = new Rbldnsd(abusixLikeZones());
+    } catch (const std::exception& error) {
+      setup_error_ = error.what();
+    }
+  }
   static void TearDownTestSuite() {
     delete server_;
     server_ = nullptr;
+  }
+  void SetUp() override {
+    if (server_ == nullptr) FAIL() << "rbldnsd did not start: " << setup_error_;
   }
 
   DnsOptions options() const {
@@ -133,9 +143,11 @@ class DnsResolverTest : public ::testing::Test {
   }
 
   static Rbldnsd* server_;
+  static std::string setup_error_;
   asio::io_context context_;
 };
 Rbldnsd* DnsResolverTest::server_ = nullptr;
+std::string DnsResolverTest::setup_error_;
 
 TEST_F(DnsResolverTest, FindsAListedIpv4Address) {
   auto resolver = makeResolver(context_, options());
@@ -238,6 +250,26 @@ TEST_F(DnsResolverTest, CachesNegativeAnswers) {
   EXPECT_EQ(counters.queriesSent(), 1u);
 }
 
+TEST_F(DnsResolverTest, KeepsAnswersNoLongerThanMaxTtlAndNegativeTtl) {
+  auto settings = options();
+  settings.max_ttl = seconds(1);       // the zone says 60
+  settings.negative_ttl = seconds(1);  // the zone has no SOA
+  auto resolver = makeResolver(context_, settings);
+  const CounterDeltas counters;
+  const auto listed = ipQuery("127.0.0.2");
+  const auto unlisted = ipQuery("127.0.0.1");
+  lookUpTogether(context_, *resolver, {listed, unlisted});
+  const auto cached_at = SteadyClock::now();
+  ASSERT_EQ(counters.queriesSent(), 2u);
+  std::this_thread::sleep_until(cached_at + milliseconds(1100));
+  const auto answers = lookUpTogether(context_, *resolver, {listed, unlisted});
+  EXPECT_FALSE(answers[0].from_cache);
+  EXPECT_EQ(answers[0].status, DnsStatus::kFound);
+  EXPECT_FALSE(answers[1].from_cache);
+  EXPECT_EQ(answers[1].status, DnsStatus::kNotFound);
+  EXPECT_EQ(counters.queriesSent(), 4u);
+}
+
 TEST_F(DnsResolverTest, MergesConcurrentLookupsOfOneNameIntoOneQuery) {
   auto resolver = makeResolver(context_, options());
   const CounterDeltas counters;
@@ -264,6 +296,49 @@ TEST_F(DnsResolverTest, ResolvesDifferentNamesConcurrently) {
         << names[i] << ": " << answers[i].error;
   }
   EXPECT_EQ(counters.queriesSent(), 100u);
+}
+
+TEST_F(DnsResolverTest, FailsOverToTheNextServerWhenOneDoesNotAnswer) {
+  testing::SilentUdpPort black_hole;
+  auto settings = options();
+  settings.servers = {black_hole.server(), server_->server()};
+  settings.timeout = milliseconds(300);
+  auto resolver = makeResolver(context_, settings);
+  // The lookup's deadline (2 x 300 ms) leaves room for one try per server only.
+  const auto answer = lookUp(context_, *resolver, ipQuery("127.0.0.2"));
+  EXPECT_EQ(answer.status, DnsStatus::kFound) << answer.error;
+}
+
+TEST_F(DnsResolverTest, WorkersOnTheirOwnThreadsShareOneCache) {
+  auto cache = makeDnsCache(options());
+  std::vector<std::string> names;
+  for (int i = 0; i < 100; ++i) {
+    names.push_back(ipQuery((i % 2 == 0 ? "192.0.2." : "198.18.1.") + std::to_string(i)));
+  }
+  const CounterDeltas counters;
+  std::vector<std::vector<DnsAnswer>> answers(2);
+  std::vector<std::thread> workers;
+  for (std::size_t worker = 0; worker < answers.size(); ++worker) {
+    workers.emplace_back([&, worker] {
+      asio::io_context context;
+      auto resolver = makeResolver(context, options(), cache);
+      answers[worker] = lookUpTogether(context, *resolver, names);
+    });
+  }
+  for (auto& worker : workers) worker.join();
+  for (const auto& worker_answers : answers) {
+    ASSERT_EQ(worker_answers.size(), names.size());
+    for (std::size_t i = 0; i < names.size(); ++i) {
+      EXPECT_EQ(worker_answers[i].status, i % 2 == 0 ? DnsStatus::kFound : DnsStatus::kNotFound)
+          << names[i] << ": " << worker_answers[i].error;
+    }
+  }
+  // Each worker asks at most once per name; what one learnt first the other may take from the
+  // cache.
+  EXPECT_GE(counters.queriesSent(), names.size());
+  EXPECT_LE(counters.queriesSent(), 2 * names.size());
+  EXPECT_EQ(counters.queriesSent() + counters.cacheHits(), 2 * names.size());
+  EXPECT_EQ(cache->size(), names.size());
 }
 
 TEST_F(DnsResolverTest, CachedLookupsAreCheap) {
@@ -297,6 +372,19 @@ TEST_F(DnsResolverTest, CachedLookupsAreCheap) {
   std::cout << "[ measure  ] cached(): " << probe_ns
             << " ns, co_await resolve() on a hit: " << await_ns << " ns\n";
   EXPECT_LT(probe_ns, 50000);  // a lock, a hash and a copy; the bound only catches a blunder
+}
+
+TEST(Rbldnsd, AnswersAndIsGoneAfterwards) {
+  pid_t pid = -1;
+  {
+    Rbldnsd server({{"x.test", "ip4set", "x.ip4set", ":127.0.0.2:\n192.0.2.1\n"}});
+    pid = server.pid();
+    const auto reply = testing::queryA(server.port(), "1.2.0.192.x.test");
+    ASSERT_TRUE(reply);
+    EXPECT_EQ(reply->addresses, std::vector<std::uint32_t>{ipv4("127.0.0.2")});
+    EXPECT_EQ(testing::queryA(server.port(), "2.2.0.192.x.test")->rcode, 3);  // NXDOMAIN
+  }
+  EXPECT_NE(::kill(pid, 0), 0) << "rbldnsd was stopped and reaped by its PID";
 }
 
 TEST(DnsResolver, SeesANewAnswerOnceTheTtlHasPassed) {

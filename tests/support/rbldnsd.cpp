@@ -198,6 +198,11 @@ bool Rbldnsd::start(const std::vector<RbldnsdZone>& zones) {
   for (const auto& zone : zones) args.push_back(zone.zone + ":" + zone.type + ":" + zone.file);
 
   const auto log_path = (dir_ / "rbldnsd.log").string();
+  // Everything the child needs is built before fork(): between fork and exec it only makes
+  // system calls (no allocation, which another thread could have left locked).
+  std::vector<char*> argv;
+  for (auto& arg : args) argv.push_back(arg.data());
+  argv.push_back(nullptr);
   pid_ = ::fork();
   if (pid_ < 0) throw std::runtime_error("fork failed");
   if (pid_ == 0) {
@@ -206,9 +211,6 @@ bool Rbldnsd::start(const std::vector<RbldnsdZone>& zones) {
     ::dup2(out, 2);
     const int devnull = ::open("/dev/null", O_RDONLY);
     ::dup2(devnull, 0);
-    std::vector<char*> argv;
-    for (auto& arg : args) argv.push_back(arg.data());
-    argv.push_back(nullptr);
     ::execv(kBinary, argv.data());
     ::_exit(127);
   }
