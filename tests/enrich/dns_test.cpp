@@ -387,6 +387,17 @@ TEST(Rbldnsd, AnswersAndIsGoneAfterwards) {
   EXPECT_NE(::kill(pid, 0), 0) << "rbldnsd was stopped and reaped by its PID";
 }
 
+TEST(DnsResolver, AsksAServerOverIpv6) {
+  Rbldnsd server({{"v6.test", "ip4set", "v6.ip4set", ":127.0.0.4:\n127.0.0.2\n"}}, true);
+  asio::io_context context;
+  DnsOptions options;
+  options.servers = {server.serverIpv6()};
+  auto resolver = makeResolver(context, options);
+  const auto answer = lookUp(context, *resolver, "2.0.0.127.v6.test");
+  EXPECT_EQ(answer.status, DnsStatus::kFound) << answer.error;
+  EXPECT_EQ(answer.addresses, std::vector<std::uint32_t>{0x7f000004});
+}
+
 TEST(DnsResolver, SeesANewAnswerOnceTheTtlHasPassed) {
   Rbldnsd server({{"ttl.test", "ip4set", "ttl.ip4set", "$TTL 2\n:127.0.0.2:\n192.0.2.1\n"}});
   asio::io_context context;

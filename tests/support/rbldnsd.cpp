@@ -173,7 +173,7 @@ std::uint32_t ipv4(const std::string& dotted) {
   return ntohl(address.s_addr);
 }
 
-Rbldnsd::Rbldnsd(std::vector<RbldnsdZone> zones) {
+Rbldnsd::Rbldnsd(std::vector<RbldnsdZone> zones, bool also_ipv6) : also_ipv6_(also_ipv6) {
   // mkdtemp makes the directory 0700; rbldns must read it.
   fs::permissions(dir_.path(), fs::perms(0755));
   requireTraversableParents(dir_.path());
@@ -193,8 +193,9 @@ bool Rbldnsd::start(const std::vector<RbldnsdZone>& zones) {
   const auto directory = dir_.path().string();
   std::vector<std::string> args{kBinary, "-n", "-c", "0"};  // foreground; reload on SIGHUP only
   if (::geteuid() == 0) args.insert(args.end(), {"-u", "rbldns"});  // it refuses to stay root
-  args.insert(args.end(), {"-b", "127.0.0.1/" + std::to_string(port_), "-w", directory, "-p",
-                           directory + "/rbldnsd.pid"});
+  args.insert(args.end(), {"-b", "127.0.0.1/" + std::to_string(port_)});
+  if (also_ipv6_) args.insert(args.end(), {"-b", "::1/" + std::to_string(port_)});
+  args.insert(args.end(), {"-w", directory, "-p", directory + "/rbldnsd.pid"});
   for (const auto& zone : zones) args.push_back(zone.zone + ":" + zone.type + ":" + zone.file);
 
   const auto log_path = (dir_ / "rbldnsd.log").string();

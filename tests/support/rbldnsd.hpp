@@ -41,13 +41,15 @@ class Rbldnsd {
   static constexpr const char* kBinary = "/usr/sbin/rbldnsd";
 
   // Writes the zone files and starts rbldnsd; returns once it answers. Throws when it cannot.
-  explicit Rbldnsd(std::vector<RbldnsdZone> zones);
+  // With `also_ipv6` it listens on [::1] too, on the same port.
+  explicit Rbldnsd(std::vector<RbldnsdZone> zones, bool also_ipv6 = false);
   ~Rbldnsd();
   Rbldnsd(const Rbldnsd&) = delete;
   Rbldnsd& operator=(const Rbldnsd&) = delete;
 
   unsigned short port() const { return port_; }
   std::string server() const { return "127.0.0.1:" + std::to_string(port_); }
+  std::string serverIpv6() const { return "[::1]:" + std::to_string(port_); }
   pid_t pid() const { return pid_; }
   std::string log() const;
 
@@ -63,6 +65,7 @@ class Rbldnsd {
   void stop();
 
   TempDir dir_;
+  bool also_ipv6_ = false;
   pid_t pid_ = -1;
   unsigned short port_ = 0;
 };
@@ -77,6 +80,7 @@ class FixedRcodeDnsServer {
   FixedRcodeDnsServer& operator=(const FixedRcodeDnsServer&) = delete;
 
   std::string server() const { return "127.0.0.1:" + std::to_string(port_); }
+  std::string serverIpv6() const { return "[::1]:" + std::to_string(port_); }
   int queriesAnswered() const { return answered_.load(); }
 
  private:
@@ -99,6 +103,7 @@ class SilentUdpPort {
   SilentUdpPort(const SilentUdpPort&) = delete;
   SilentUdpPort& operator=(const SilentUdpPort&) = delete;
   std::string server() const { return "127.0.0.1:" + std::to_string(port_); }
+  std::string serverIpv6() const { return "[::1]:" + std::to_string(port_); }
 
  private:
   int fd_ = -1;
