@@ -3,6 +3,8 @@
 // a last line without newline (a bug this reader does not copy).
 #include "cli/import_config.hpp"
 
+#include <algorithm>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <iterator>
@@ -172,6 +174,151 @@ ImportResult importUvsqPolicyd(std::string_view text, std::string_view source) {
   return result;
 }
 
+namespace {
+
+// npm `ini` 1.3: "[section]" lines, "key = value" (quotes stripped), ";" and "#" comments.
+std::map<std::string, std::string> readIni(std::string_view text) {
+  std::map<std::string, std::string> values;
+  std::string section;
+  while (!text.empty()) {
+    const auto end = text.find('\n');
+    auto line = trim(text.substr(0, end));
+    text = end == std::string_view::npos ? std::string_view() : text.substr(end + 1);
+    if (line.empty() || line.front() == ';' || line.front() == '#') continue;
+    if (line.front() == '[' && line.back() == ']') {
+      section = std::string(trim(line.substr(1, line.size() - 2)));
+      continue;
+    }
+    const auto equals = line.find('=');
+    const auto key = trim(line.substr(0, equals));
+    auto value =
+        equals == std::string_view::npos ? std::string_view("true") : trim(line.substr(equals + 1));
+    if (value.size() >= 2 && (value.front() == '"' || value.front() == '\'') &&
+        value.back() == value.front()) {
+      value = value.substr(1, value.size() - 2);
+    }
+    values[(section.empty() ? "" : section + ".") + std::string(key)] = std::string(value);
+  }
+  return values;
+}
+
+}  // namespace
+
+ImportResult importAbusixAuthPpd(std::string_view text, std::string_view source,
+                                 std::string_view directory) {
+  ImportResult result;
+  auto& notes = result.notes;
+  auto& out = result.toml;
+  const auto values = readIni(text);
+  const auto get = [&](const std::string& key) {
+    const auto it = values.find(key);
+    return it == values.end() ? std::string() : it->second;
+  };
+  for (const auto& [key, value] : values) {
+    static const std::vector<std::string> kKnown{
+        "apikey",     "action",     "command",        "listen_port",    "redis.host",
+        "redis.port", "redis.post", "redis.username", "redis.password", "redis.database"};
+    if (std::find(kKnown.begin(), kKnown.end(), key) == kKnown.end()) {
+      notes.push_back("unknown setting '" + key + "': not converted");
+    }
+  }
+
+  out += "# saslguard configuration converted from the Abusix AUTH policy daemon's " +
+         std::string(source) +
+         "\n# by `saslguard import-config --from abusix-auth-ppd`. Check it with\n"
+         "# `saslguard check-config --config FILE`; see docs/detectors/reputation.md.\n";
+
+  // [server]: Abusix listened on every interface although Postfix is told to use loopback.
+  auto port = get("listen_port");
+  if (port.empty()) port = "9998";
+  if (allDigits(port)) {
+    out += "\n[server]\n# the Abusix daemon listened on all interfaces; saslguard on loopback\n";
+    out += "listen = [" + tomlString("127.0.0.1:" + port) + "]\n";
+    notes.push_back("listening on 127.0.0.1:" + port +
+                    " only (the Abusix daemon listened on every interface)");
+  } else {
+    notes.push_back("listen_port '" + port + "' is not a number: server.listen keeps the default");
+  }
+
+  // Reply per action; "log" (or none, or an unknown value) marks and logs only.
+  const auto action = toLowerAscii(get("action"));
+  std::string reputation_action = "LOG";
+  if (action == "reject") {
+    reputation_action = "REJECT";
+  } else if (action == "hold") {
+    reputation_action = "HOLD";
+  } else if (!action.empty() && action != "log") {
+    notes.push_back("action '" + get("action") + "' is unknown (Abusix then logged only): LOG");
+  } else if (action.empty()) {
+    notes.push_back("no action: LOG (mark and log only, the Abusix default documented)");
+  }
+  if (reputation_action != "LOG") {
+    out += "\n[registry]\n# accounts already marked get the same answer, as in the Abusix cache\n";
+    out += "action = " + tomlString(reputation_action) + "\n";
+  }
+
+  out += "\n[detectors.reputation]\nenabled = true\npreset = \"abusix\"\n";
+  out += "action = " + tomlString(reputation_action) + "\n";
+  const auto key = get("apikey");
+  if (key.empty()) {
+    out += "# api_key_file = \"/etc/saslguard/abusix.key\"\n";
+    notes.push_back("no apikey: set detectors.reputation.api_key or api_key_file");
+  } else {
+    out += "# better kept in a file of its own: api_key_file = \"/etc/saslguard/abusix.key\"\n";
+    out += "api_key = " + tomlString(key) + "\n";
+  }
+  out += "# as the Abusix daemon: refuse to start when the test point is not listed\n";
+  out += "self_test = \"fail\"\n";
+
+  // The hook: never through a shell now; a command line with arguments becomes argv.
+  if (const auto command = std::string(trim(get("command"))); !command.empty()) {
+    std::vector<std::string> argv;
+    for (std::size_t i = 0; i < command.size();) {
+      const auto start = command.find_first_not_of(" \t", i);
+      if (start == std::string::npos) break;
+      const auto stop = command.find_first_of(" \t", start);
+      argv.push_back(command.substr(start, stop - start));
+      i = stop == std::string::npos ? command.size() : stop;
+    }
+    if (!argv[0].starts_with('/')) {
+      auto resolved = std::string(directory);
+      if (!resolved.empty() && !resolved.ends_with('/')) resolved += '/';
+      auto relative = std::string_view(argv[0]);
+      if (relative.starts_with("./")) relative.remove_prefix(2);
+      argv[0] = resolved + std::string(relative);
+      notes.push_back("command: the relative path became " + argv[0] + "; check it");
+    }
+    if (command.find_first_of("|&;<>$`\"'*?") != std::string::npos) {
+      notes.push_back(
+          "command: shell syntax is not interpreted (hooks run without a shell): "
+          "put it in a script");
+    }
+    out += "\n[notify]\n# run on each new mark with the request's attributes in its environment\n";
+    out += "# (plus PATH and SASLGUARD_*), never through a shell\n";
+    out += "hook_command = " + tomlList(argv) + "\n";
+  }
+
+  // Redis held the compromised accounts; the embedded store keeps them now.
+  if (!get("redis.host").empty() || !get("redis.port").empty() || !get("redis.post").empty() ||
+      !get("redis.database").empty()) {
+    const auto host = get("redis.host").empty() ? std::string("127.0.0.1") : get("redis.host");
+    auto redis_port = get("redis.port");
+    if (redis_port.empty()) redis_port = get("redis.post");
+    if (redis_port.empty()) redis_port = "6379";
+    out +=
+        "\n# The Abusix daemon kept the compromised accounts in the Redis set compromised_accts.\n"
+        "# saslguard keeps them in its state store. Carry them over once:\n"
+        "#   redis-cli -h " +
+        host + " -p " + redis_port +
+        " SMEMBERS compromised_accts |\n"
+        "#     xargs -I{} saslguard accounts block {} --reason \"imported from Abusix\"\n";
+    notes.push_back(
+        "[redis]: carry the compromised_accts members over with the command written as a "
+        "comment; the password is not copied");
+  }
+  return result;
+}
+
 Command addImportConfig(CLI::App& app) {
   auto* command = app.add_subcommand(
       "import-config", "convert another policy daemon's configuration to saslguard TOML");
@@ -180,8 +327,9 @@ Command addImportConfig(CLI::App& app) {
   auto output = std::make_shared<std::string>();
   command->add_option("--from", *from, "the other daemon's format")
       ->required()
-      ->check(CLI::IsMember({"uvsq-policyd"}));
-  command->add_option("file", *input, "its configuration file (policyd.cfg)")->required();
+      ->check(CLI::IsMember({"uvsq-policyd", "abusix-auth-ppd"}));
+  command->add_option("file", *input, "its configuration file (policyd.cfg, abusix_auth_ppd.ini)")
+      ->required();
   command->add_option("-o,--output", *output, "write the TOML here instead of stdout");
   return [from, input, output] {
     std::ifstream in(*input, std::ios::binary);
@@ -190,7 +338,9 @@ Command addImportConfig(CLI::App& app) {
       return 1;
     }
     const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    const auto result = importUvsqPolicyd(text, *input);
+    const auto directory = std::filesystem::absolute(*input).parent_path().string();
+    const auto result = *from == "abusix-auth-ppd" ? importAbusixAuthPpd(text, *input, directory)
+                                                   : importUvsqPolicyd(text, *input);
     for (const auto& note : result.notes) std::cerr << "import-config: " << note << "\n";
     if (output->empty()) {
       std::cout << result.toml;

@@ -1,4 +1,4 @@
-// import_config.hpp — `saslguard import-config --from uvsq-policyd policyd.cfg [-o out.toml]`:
+// import_config.hpp — `saslguard import-config --from uvsq-policyd|abusix-auth-ppd FILE`:
 // converts another policy daemon's configuration into saslguard TOML. The conversion itself is
 // a pure function (golden-tested); the command only reads, writes and prints the notes.
 #pragma once
@@ -16,5 +16,10 @@ struct ImportResult {
 
 // UVSQ policyd (go-policyd) `key=value` lines; `source` names the file in notes and comments.
 ImportResult importUvsqPolicyd(std::string_view text, std::string_view source);
+
+// The Abusix AUTH policy daemon's abusix_auth_ppd.ini (npm `ini`: [sections], key = value,
+// ; and # comments). `directory` resolves a relative `command` (the daemon's own directory).
+ImportResult importAbusixAuthPpd(std::string_view text, std::string_view source,
+                                 std::string_view directory);
 
 }  // namespace saslguard::cli

@@ -10,6 +10,7 @@ namespace saslguard {
 
 std::string_view trim(std::string_view s);
 std::string toLowerAscii(std::string_view s);
+std::string toUpperAscii(std::string_view s);
 bool equalsIgnoreCase(std::string_view a, std::string_view b);
 std::vector<std::string_view> split(std::string_view s, char separator);
 // Quotes a value for a key=value log line when it contains spaces, quotes or control bytes.

@@ -9,8 +9,10 @@
 #include <type_traits>
 #include <unordered_set>
 
+#include "common/network.hpp"
 #include "common/strings.hpp"
 #include "config/checks.hpp"
+#include "config/zones.hpp"
 
 namespace saslguard::config {
 
@@ -264,6 +266,75 @@ std::vector<Option> buildTable() {
       .range(0, 36500)
       .help("rows older than this are deleted at start and daily; 0 keeps them for ever");
 
+  SASLGUARD_OPTION(dns, servers)
+      .checkedBy(+[](std::string_view text) -> Result<void> {
+        auto host = text;
+        if (host.starts_with('[')) {
+          const auto close = host.find(']');
+          if (close == std::string_view::npos) return fail("expected [IPv6]:PORT");
+          host = host.substr(1, close - 1);
+        } else if (const auto colon = host.find(':');
+                   colon != std::string_view::npos && host.find(':', colon + 1) == host.npos) {
+          host = host.substr(0, colon);
+        }
+        if (parseAddress(host)) return {};
+        return fail("expected an IP address, optionally with :PORT (IPv6 as [::1]:53)");
+      })
+      .help("DNS servers for reputation lookups, IP[:PORT]; empty: those of /etc/resolv.conf");
+  SASLGUARD_OPTION(dns, timeout_ms)
+      .range(50, 30000)
+      .help("time to wait for an answer, per try (Postfix gives a policy server 100 s in all)");
+  SASLGUARD_OPTION(dns, tries).range(1, 10).help("queries sent per lookup before it fails");
+  SASLGUARD_OPTION(dns, max_ttl_s)
+      .range(0, 86400)
+      .help("answers are cached for their TTL, at most this long; 0 caches nothing");
+  SASLGUARD_OPTION(dns, negative_ttl_s)
+      .range(0, 86400)
+      .help("\"not listed\" answers are cached this long at most");
+  SASLGUARD_OPTION(dns, cache_entries)
+      .range(1, 100000000)
+      .help("answers kept in the cache at most; the oldest make room");
+
+  SASLGUARD_OPTION(notify, hook_command)
+      .help("command run on each new compromise mark, as argv (no shell), absolute path first");
+  SASLGUARD_OPTION(notify, hook_timeout_s)
+      .range(1, 3600)
+      .help("a hook still running after this long is killed");
+  SASLGUARD_OPTION(notify, hook_max_running).range(1, 256).help("hooks running at once at most");
+  SASLGUARD_OPTION(notify, hook_max_queued)
+      .range(1, 1000000)
+      .help("hooks waiting to run at most; further marks run no hook (logged, counted)");
+  SASLGUARD_OPTION(notify, mail_url)
+      .checkedBy(+[](std::string_view text) -> Result<void> {
+        if (text.empty() || text.starts_with("smtp://") || text.starts_with("smtps://")) return {};
+        return fail("expected smtp://host:port (STARTTLS when offered) or smtps://host:port");
+      })
+      .help("SMTP server for the operator e-mail on each new mark; empty: no e-mail");
+  SASLGUARD_OPTION(notify, mail_require_tls)
+      .help("never send the e-mail in clear text (smtp:// then requires STARTTLS)");
+  SASLGUARD_OPTION(notify, mail_verify_tls).help("verify the SMTP server's certificate and name");
+  SASLGUARD_OPTION(notify, mail_username).help("SMTP AUTH user name; empty: no AUTH");
+  SASLGUARD_OPTION(notify, mail_password_file)
+      .checkedBy(+[](std::string_view text) -> Result<void> {
+        if (text.empty() || text.starts_with('/')) return {};
+        return fail("expected an absolute path");
+      })
+      .help("file whose first line is the SMTP AUTH password");
+  SASLGUARD_OPTION(notify, mail_from).help("envelope and header sender of the e-mail");
+  SASLGUARD_OPTION(notify, mail_to).help("recipients of the e-mail");
+  SASLGUARD_OPTION(notify, mail_subject)
+      .checkedBy(checkOneLine)
+      .help("subject; {account} {detector} {action} {reason} {client_address} {time} {attr:NAME}");
+  SASLGUARD_OPTION(notify, mail_template_file)
+      .checkedBy(+[](std::string_view text) -> Result<void> {
+        if (text.empty() || text.starts_with('/')) return {};
+        return fail("expected an absolute path");
+      })
+      .help("body template with the subject's placeholders and {evidence}; empty: built in");
+  SASLGUARD_OPTION(notify, mail_max_attempts)
+      .range(1, 100)
+      .help("delivery attempts per e-mail, with back-off from 5 s doubling up to 10 min");
+
   SASLGUARD_OPTION(detectors.denylist, enabled).help("evaluate this detector");
   SASLGUARD_OPTION(detectors.denylist, shadow)
       .help("evaluate, log and count only (\"would have\"); never enforce");
@@ -399,6 +470,40 @@ std::vector<Option> buildTable() {
       .help("mark the account compromised from this tier on (then registry.action answers)");
   SASLGUARD_OPTION(detectors.quota, log_counts)
       .help("log UVSQ's user/sender/ip/recipients/total line for every message at info, not debug");
+
+  SASLGUARD_OPTION(detectors.reputation, enabled).help("evaluate this detector");
+  SASLGUARD_OPTION(detectors.reputation, shadow)
+      .help("look up, log and count only (\"would have\"); never enforce, never mark");
+  SASLGUARD_OPTION(detectors.reputation, action)
+      .oneOf({"REJECT", "HOLD", "DEFER", "LOG"})
+      .help("answer on a listing (LOG: mark and log, answer DUNNO); a zone may override it");
+  SASLGUARD_OPTION(detectors.reputation, reply_text)
+      .checkedBy(checkOneLine)
+      .help("text sent with that answer; empty uses the replies text for the action");
+  SASLGUARD_OPTION(detectors.reputation, preset)
+      .oneOf({"none", "abusix"})
+      .help("abusix: authbl.mail.abusix.zone and authbl-rcpt.mail.abusix.zone (needs api_key)");
+  SASLGUARD_OPTION(detectors.reputation, api_key)
+      .secret()
+      .help("the key label of keyed zones (Abusix Mail Intelligence API key)");
+  SASLGUARD_OPTION(detectors.reputation, api_key_file)
+      .checkedBy(+[](std::string_view text) -> Result<void> {
+        if (text.empty() || text.starts_with('/')) return {};
+        return fail("expected an absolute path");
+      })
+      .help("file whose first line is the API key (instead of api_key)");
+  SASLGUARD_OPTION(detectors.reputation, zones)
+      .checkedBy(checkZoneSpec)
+      .help("more zones: KIND ZONE [key] [listed=CODES] [action=ACTION] [test=ITEM]");
+  SASLGUARD_OPTION(detectors.reputation, self_test)
+      .oneOf({"fail", "warn", "off"})
+      .help("look the zones' test points up at start and reload; fail: refuse to run if unlisted");
+  SASLGUARD_OPTION(detectors.reputation, dns_failure_action)
+      .oneOf({"DUNNO", "DEFER"})
+      .help("answer when a lookup times out or fails: DUNNO (fail open) or DEFER (fail closed)");
+  SASLGUARD_OPTION(detectors.reputation, mark_expiry_s)
+      .range(0, 315360000)
+      .help("a mark expires this long after the listing; 0: it stays until cleared");
 
   return std::move(table).finish();
 }
@@ -553,12 +658,20 @@ std::string sectionHelp(std::string_view section) {
       {"eventlog",
        "SQL event log (SQLite, MariaDB or PostgreSQL): one row per counted message, in UVSQ "
        "policyd's events table layout, for saslguard report top. Written off the request path."},
+      {"dns", "The resolver for reputation lookups (c-ares) and its answer cache."},
+      {"notify",
+       "What runs off the request path when an account is newly marked compromised: a hook "
+       "command (never through a shell) and an e-mail to the operator."},
       {"detectors.denylist",
        "Accounts, senders and networks always answered with the action. Like every detector it "
        "has enabled, shadow, action and reply_text."},
       {"detectors.quota",
        "Recipients per account over sliding windows (UVSQ policyd): HOLD from the quota on, the "
        "action (REJECT) from hold_factor x quota on. See docs/detectors/quota.md."},
+      {"detectors.reputation",
+       "Client address and hashed recipient looked up in DNS reputation zones (Abusix AUTH "
+       "policy daemon); a listing marks the account compromised. See "
+       "docs/detectors/reputation.md."},
   };
   for (const auto& [name, help] : kHelp) {
     if (name == section) return std::string(help);
@@ -660,7 +773,9 @@ tl::expected<Value, std::vector<std::string>> parseText(const Option& option,
 }
 
 std::string formatValue(const Option& option, const Value& value) {
-  if (option.secret) return quoted(kSecretMask);
+  // An empty secret has nothing to hide, and shows that none is set.
+  const auto* text = std::get_if<std::string>(&value);
+  if (option.secret && !(text != nullptr && text->empty())) return quoted(kSecretMask);
   struct Formatter {
     std::string operator()(const std::string& text) const { return quoted(text); }
     std::string operator()(bool flag) const { return flag ? "true" : "false"; }

@@ -130,9 +130,56 @@ struct QuotaSettings : DetectorSwitches {
   bool log_counts = false;       // UVSQ's user/sender/ip/recipients/sum line at info, not debug
 };
 
+// Client address and hashed recipient looked up in DNS reputation zones (Abusix AUTH policy
+// daemon): a listing marks the account compromised. See docs/detectors/reputation.md.
+struct ReputationSettings : DetectorSwitches {
+  ReputationSettings() {
+    enabled = false;
+    action = "LOG";
+  }
+  std::string preset = "none";  // none | abusix (the two authbl zones; only api_key needed)
+  std::string api_key;          // the label between the reversed item and a keyed zone
+  std::string api_key_file;     // or: a file whose first line is the key
+  // "KIND ZONE [key] [listed=CODES] [action=ACTION] [test=ITEM]", KIND client-ip or
+  // hashed-recipient, CODES 127.0.0.4|127.0.0.0/24 (default: any 127.0.0.0/8 answer)
+  std::vector<std::string> zones;
+  std::string self_test = "fail";            // fail | warn | off: test points at start and reload
+  std::string dns_failure_action = "DUNNO";  // DUNNO (fail open) | DEFER (fail closed)
+  int mark_expiry_s = 0;                     // 0: marks stay until an operator clears them
+};
+
 struct DetectorsSettings {
   DenylistSettings denylist;
   QuotaSettings quota;
+  ReputationSettings reputation;
+};
+
+// The resolver the DNS lookups use (c-ares), with its answer cache.
+struct DnsSettings {
+  std::vector<std::string> servers;  // "127.0.0.1", "127.0.0.1:5353", "[::1]:53"; empty: system
+  int timeout_ms = 1000;             // per try
+  int tries = 2;
+  int max_ttl_s = 3600;      // positive answers are cached for their TTL, at most this long
+  int negative_ttl_s = 300;  // "not listed" answers are cached this long at most
+  int cache_entries = 100000;
+};
+
+// What happens off the request path when an account is newly marked compromised.
+struct NotifySettings {
+  std::vector<std::string> hook_command;  // argv, absolute path first; empty: no hook
+  int hook_timeout_s = 30;
+  int hook_max_running = 4;
+  int hook_max_queued = 1000;
+  std::string mail_url;  // smtp://host:587 (STARTTLS when offered), smtps://host:465; "": off
+  bool mail_require_tls = false;
+  bool mail_verify_tls = true;
+  std::string mail_username;
+  std::string mail_password_file;  // first line is the SMTP password
+  std::string mail_from;
+  std::vector<std::string> mail_to;
+  std::string mail_subject = "saslguard: {account} marked compromised by {detector}";
+  std::string mail_template_file;  // body with {placeholders}; empty: a built-in text
+  int mail_max_attempts = 8;
 };
 
 struct Settings {
@@ -146,6 +193,8 @@ struct Settings {
   StateSettings state;
   DecisionsSettings decisions;
   EventlogSettings eventlog;
+  DnsSettings dns;
+  NotifySettings notify;
   DetectorsSettings detectors;
 
   std::string source_path;  // the file these came from ("" for defaults only)

@@ -9,23 +9,27 @@
 #include "common/log.hpp"
 #include "common/strings.hpp"
 #include "engine/detectors/detectors.hpp"
+#include "engine/enrichers.hpp"
+#include "enrich/dns.hpp"
 #include "metrics/metrics.hpp"
+#include "notify/notifier.hpp"
 
 namespace saslguard::engine {
 
 using protocol::Attr;
 
 Result<PipelinePtr> Pipeline::build(config::SettingsPtr settings, store::Store& store,
-                                    RecentDecisions& recent, eventlog::EventSink* events) {
+                                    RecentDecisions& recent, eventlog::EventSink* events,
+                                    notify::Notifier* notifier) {
   auto detectors = buildDetectors(*settings);
   if (!detectors) return tl::unexpected(detectors.error());
-  return buildWith(std::move(settings), store, recent, std::move(*detectors), events);
+  return buildWith(std::move(settings), store, recent, std::move(*detectors), events, notifier);
 }
 
 Result<PipelinePtr> Pipeline::buildWith(config::SettingsPtr settings, store::Store& store,
                                         RecentDecisions& recent,
                                         std::vector<ConfiguredDetector> detectors,
-                                        eventlog::EventSink* events) {
+                                        eventlog::EventSink* events, notify::Notifier* notifier) {
   IdentityResolver identity(settings->identity);
   auto allow = AllowLists::build(settings->lists, identity);
   if (!allow) return tl::unexpected(allow.error());
@@ -33,22 +37,62 @@ Result<PipelinePtr> Pipeline::buildWith(config::SettingsPtr settings, store::Sto
     return fail("registry.action: unknown action '" + settings->registry.action + "'");
   }
   return PipelinePtr(new Pipeline(std::move(settings), store, recent, std::move(*allow),
-                                  std::move(detectors), events));
+                                  std::move(detectors), events, notifier));
 }
 
 Pipeline::Pipeline(config::SettingsPtr settings, store::Store& store, RecentDecisions& recent,
                    AllowLists allow, std::vector<ConfiguredDetector> detectors,
-                   eventlog::EventSink* events)
+                   eventlog::EventSink* events, notify::Notifier* notifier)
     : settings_(std::move(settings)),
       store_(store),
       recent_(recent),
       events_(events),
+      notifier_(notifier),
+      dns_options_(std::make_unique<enrich::DnsOptions>(dnsOptionsFrom(settings_->dns))),
       identity_(settings_->identity),
       allow_(std::move(allow)),
       detectors_(std::move(detectors)),
-      registry_action_(*protocol::parseAction(settings_->registry.action)) {}
+      registry_action_(*protocol::parseAction(settings_->registry.action)) {
+  for (const auto& configured : detectors_)
+    has_lookups_ = has_lookups_ || configured.detector->looksUp();
+  if (has_lookups_) dns_cache_ = enrich::makeDnsCache(*dns_options_);
+}
 
-Action Pipeline::decide(const protocol::Request& request, TimePoint now, std::string& reply) const {
+Pipeline::~Pipeline() = default;
+
+bool Pipeline::needsLookups(const protocol::Request& request, TimePoint now) const {
+  if (!has_lookups_) return false;
+  const auto identity = identity_.resolve(request);
+  if (!identity || !allow_.match(request, *identity).empty()) return false;
+  const DetectorContext context{request, *identity, now};
+  bool wanted = false;
+  for (const auto& configured : detectors_)
+    wanted = wanted || configured.detector->wantsLookup(context);
+  if (!wanted) return false;
+  // A marked account is answered by the registry: no lookup (as Abusix). A store error here
+  // only costs a lookup; decide() reports it.
+  auto mark = store_.getMark(identity->account, now);
+  return !(mark && *mark);
+}
+
+boost::asio::awaitable<Lookups> Pipeline::lookups(const protocol::Request& request, TimePoint now,
+                                                  const Enrichers& enrichers) const {
+  Lookups lookups;
+  const auto identity = identity_.resolve(request);
+  if (!identity) co_return lookups;
+  const DetectorContext context{request, *identity, now};
+  for (std::size_t i = 0; i < detectors_.size(); ++i) {
+    const auto& detector = *detectors_[i].detector;
+    if (!detector.wantsLookup(context)) continue;
+    auto verdict = co_await detector.lookup(context, enrichers);
+    lookups.failed = lookups.failed || verdict.lookup_failed;
+    lookups.verdicts.emplace_back(i, std::move(verdict));
+  }
+  co_return lookups;
+}
+
+Action Pipeline::decide(const protocol::Request& request, TimePoint now, std::string& reply,
+                        const Lookups* lookups) const {
   const auto started = std::chrono::steady_clock::now();
 
   // 1. identity
@@ -102,13 +146,18 @@ Action Pipeline::decide(const protocol::Request& request, TimePoint now, std::st
     SASLGUARD_COUNT(registry_hits_total);
     record.outcome = "registry";
     record.decided_by = "registry";
-    record.verdicts.push_back({"registry", registry_action_, state->mark->reason, false});
-    return finish(record, registry_action_, settings_->registry.reply_text, started, reply);
+    // A log-only mark (a LOG listing) is recorded and shown, never enforced.
+    const auto action = state->mark->action == "DUNNO" ? Action::Dunno : registry_action_;
+    record.verdicts.push_back({"registry", action, state->mark->reason, false});
+    return finish(record, action,
+                  action == Action::Dunno ? std::string_view() : settings_->registry.reply_text,
+                  started, reply);
   }
 
   // 4. detectors
   record.outcome = "evaluated";
   std::optional<Verdict> winner;
+  std::optional<Verdict> marking;
   struct Counted {
     std::string_view detector;
     CountedMessage message;
@@ -120,7 +169,13 @@ Action Pipeline::decide(const protocol::Request& request, TimePoint now, std::st
     const DetectorResults results{
         std::span(state->counters).subspan(p.counters_begin, p.counters_end - p.counters_begin),
         std::span(state->sets).subspan(p.sets_begin, p.sets_end - p.sets_begin)};
-    auto verdict = detectors_[i].detector->evaluate(context, results);
+    DetectorContext detector_context = context;
+    if (lookups != nullptr) {
+      for (const auto& [index, looked_up] : lookups->verdicts) {
+        if (index == i) detector_context.looked_up = &looked_up;
+      }
+    }
+    auto verdict = detectors_[i].detector->evaluate(detector_context, results);
     const bool shadow = detectors_[i].shadow;
     if (verdict.counted) counted.push_back({verdict.detector, *verdict.counted, shadow});
     if (!verdict.hasOpinion()) continue;
@@ -130,6 +185,8 @@ Action Pipeline::decide(const protocol::Request& request, TimePoint now, std::st
       SASLGUARD_COUNT(shadow_verdicts_total);
       continue;
     }
+    // A listing marks the account even when another detector's answer is more severe.
+    if (verdict.mark && (!marking || verdict.action > marking->action)) marking = verdict;
     if (!winner || verdict.action > winner->action) winner = std::move(verdict);
   }
 
@@ -140,7 +197,7 @@ Action Pipeline::decide(const protocol::Request& request, TimePoint now, std::st
     return finish(record, Action::Dunno, {}, started, reply);
   }
   record.decided_by = std::string(winner->detector);
-  if (winner->mark) recordMark(*identity, *winner, request, now, record);
+  if (marking) recordMark(*identity, *marking, request, now, record);
   record.action = winner->action;
   for (const auto& c : counted) logCounted(request, record, c.detector, c.message, c.shadow);
   const auto text = winner->reply_text.empty() ? defaultText(winner->action)
@@ -158,6 +215,7 @@ void Pipeline::recordMark(const Identity& identity, const Verdict& verdict,
   mark.action = std::string(protocol::actionName(verdict.action));
   mark.first_seen = now;
   mark.last_seen = now;
+  if (verdict.mark_for.count() > 0) mark.expires = now + verdict.mark_for;
   auto outcome = store_.mark(identity.account, mark, now);
   if (!outcome) {
     SASLGUARD_COUNT(store_errors_total);
@@ -169,6 +227,24 @@ void Pipeline::recordMark(const Identity& identity, const Verdict& verdict,
   if (outcome->is_new) {
     SASLGUARD_COUNT(marks_total);
     record.new_mark = true;
+    spdlog::warn("account={} marked compromised by {}: {}", quoteForLog(identity.account),
+                 verdict.detector, verdict.reason);
+    if (notifier_ != nullptr) {
+      notify::Notice notice;
+      notice.account = identity.account;
+      notice.detector = std::string(verdict.detector);
+      notice.action = verdict.action == Action::Dunno && verdict.mark
+                          ? "LOG"
+                          : std::string(protocol::actionName(verdict.action));
+      notice.reason = verdict.reason;
+      notice.evidence = verdict.evidence;
+      notice.client_address = std::string(request.get(Attr::client_address));
+      notice.at = now;
+      for (const auto& attribute : request.attributes()) {
+        notice.attributes.emplace_back(attribute.name, attribute.value);
+      }
+      notifier_->submit(notice);
+    }
   }
 }
 

@@ -1,8 +1,11 @@
 // pipeline.hpp — the decision for one policy request, top to bottom in Pipeline::decide:
 // identity → allow lists → compromise registry + detector state (one store call) → detectors →
-// most severe verdict → mark → reply. A Pipeline is immutable; a reload builds a new one.
+// most severe verdict → mark → reply. Detectors that wait for the network (DNS) run their
+// lookups() first, awaited by the connection. A Pipeline is immutable; a reload builds a new one.
 #pragma once
 
+#include <boost/asio/awaitable.hpp>
+#include <boost/container/small_vector.hpp>
 #include <memory>
 #include <string>
 #include <vector>
@@ -15,22 +18,54 @@
 #include "eventlog/event.hpp"
 #include "store/store.hpp"
 
+namespace saslguard::enrich {
+class DnsCache;
+struct DnsOptions;
+}  // namespace saslguard::enrich
+namespace saslguard::notify {
+class Notifier;
+}
+
 namespace saslguard::engine {
+
+// The verdicts of the detectors that looked something up for one request, by detector index.
+struct Lookups {
+  boost::container::small_vector<std::pair<std::size_t, Verdict>, 2> verdicts;
+  bool failed = false;  // a lookup failed (the request may be looked up again)
+};
 
 class Pipeline {
  public:
   // `events` (may be null) receives a row for every message a detector counted.
+  // `notifier` (may be null) hears of every new compromise mark.
   static Result<std::shared_ptr<const Pipeline>> build(config::SettingsPtr settings,
                                                        store::Store& store, RecentDecisions& recent,
-                                                       eventlog::EventSink* events = nullptr);
+                                                       eventlog::EventSink* events = nullptr,
+                                                       notify::Notifier* notifier = nullptr);
 
   // The same with a given detector list instead of the configured one (tests, benchmarks).
   static Result<std::shared_ptr<const Pipeline>> buildWith(
       config::SettingsPtr settings, store::Store& store, RecentDecisions& recent,
-      std::vector<ConfiguredDetector> detectors, eventlog::EventSink* events = nullptr);
+      std::vector<ConfiguredDetector> detectors, eventlog::EventSink* events = nullptr,
+      notify::Notifier* notifier = nullptr);
+  ~Pipeline();
 
-  // Decides one request and appends the reply ("action=...\n\n") to `reply`.
-  Action decide(const protocol::Request& request, TimePoint now, std::string& reply) const;
+  // Whether any detector may look something up (false: needsLookups() is always false).
+  bool hasLookups() const { return has_lookups_; }
+  // Whether `request` needs lookups() before decide(): an authenticated account, not allow-listed,
+  // not marked compromised, and a detector that asks for one.
+  bool needsLookups(const protocol::Request& request, TimePoint now) const;
+  // Runs the lookups of the detectors that want one; always completes (DNS timeouts bound it).
+  boost::asio::awaitable<Lookups> lookups(const protocol::Request& request, TimePoint now,
+                                          const Enrichers& enrichers) const;
+  // The resolver configuration and the answer cache this pipeline's workers share.
+  const enrich::DnsOptions& dnsOptions() const { return *dns_options_; }
+  const std::shared_ptr<enrich::DnsCache>& dnsCache() const { return dns_cache_; }
+
+  // Decides one request and appends the reply ("action=...\n\n") to `reply`. `lookups` are
+  // the results of lookups() for this request, when it needed them.
+  Action decide(const protocol::Request& request, TimePoint now, std::string& reply,
+                const Lookups* lookups = nullptr) const;
 
   const config::Settings& settings() const { return *settings_; }
   const IdentityResolver& identity() const { return identity_; }
@@ -39,8 +74,8 @@ class Pipeline {
 
  private:
   Pipeline(config::SettingsPtr settings, store::Store& store, RecentDecisions& recent,
-           AllowLists allow, std::vector<ConfiguredDetector> detectors,
-           eventlog::EventSink* events);
+           AllowLists allow, std::vector<ConfiguredDetector> detectors, eventlog::EventSink* events,
+           notify::Notifier* notifier);
 
   std::string_view defaultText(Action action) const;
   void recordMark(const Identity& identity, const Verdict& verdict,
@@ -54,6 +89,10 @@ class Pipeline {
   store::Store& store_;
   RecentDecisions& recent_;
   eventlog::EventSink* events_;
+  notify::Notifier* notifier_;
+  bool has_lookups_ = false;
+  std::unique_ptr<enrich::DnsOptions> dns_options_;
+  std::shared_ptr<enrich::DnsCache> dns_cache_;
   IdentityResolver identity_;
   AllowLists allow_;
   std::vector<ConfiguredDetector> detectors_;

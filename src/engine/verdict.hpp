@@ -2,6 +2,7 @@
 // under. A DUNNO verdict means "no opinion"; the most severe verdict decides the reply.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -33,8 +34,11 @@ struct Verdict {
   std::string reply_text;     // empty: the default text for the action
   bool mark = false;          // mark the account compromised when enforced
   std::optional<CountedMessage> counted;
+  std::chrono::seconds mark_for{0};  // the mark expires after this long; 0: until cleared
+  bool lookup_failed = false;        // a lookup failed: the answer is the failure action
 
-  bool hasOpinion() const { return action != Action::Dunno; }
+  // A DUNNO verdict that marks (a log-only listing) is an opinion too: it is recorded.
+  bool hasOpinion() const { return action != Action::Dunno || mark; }
 };
 
 }  // namespace saslguard::engine

@@ -59,15 +59,25 @@ void Connection::close() {
   socket_.close(ignored);
 }
 
-// Answers every complete request at the front of `input`; `consumed` says how much was used.
-void Connection::answer(std::string_view input, std::size_t& consumed) {
+// Answers the complete requests at the front of `input`; `consumed` says how much was used.
+bool Connection::answer(std::string_view input, std::size_t& consumed) {
   const auto& pipeline = *worker_.pipeline;
   for (;;) {
     const auto outcome = parser_.parse(input.substr(consumed), request_);
     switch (outcome.status) {
-      case protocol::ParseStatus::Complete:
-        countReply(pipeline.decide(request_, Clock::now(), output_));
+      case protocol::ParseStatus::Complete: {
+        const auto now = Clock::now();
+        // Lookups once per message: Postfix sends all of a message's requests on one connection.
+        if (pipeline.hasLookups() &&
+            request_.get(protocol::Attr::instance) != looked_up_instance_ &&
+            pipeline.needsLookups(request_, now)) {
+          looked_up_instance_ = request_.get(protocol::Attr::instance);
+          consumed += outcome.consumed;
+          return true;
+        }
+        countReply(pipeline.decide(request_, now, output_));
         break;
+      }
       case protocol::ParseStatus::Malformed:
       case protocol::ParseStatus::Oversized: {
         const bool oversized = outcome.status == protocol::ParseStatus::Oversized;
@@ -88,7 +98,7 @@ void Connection::answer(std::string_view input, std::size_t& consumed) {
         break;
     }
     consumed += outcome.consumed;
-    if (outcome.status == protocol::ParseStatus::NeedMore && outcome.consumed == 0) return;
+    if (outcome.status == protocol::ParseStatus::NeedMore && outcome.consumed == 0) return false;
   }
 }
 
@@ -97,7 +107,16 @@ asio::awaitable<void> Connection::run() {
   try {
     for (;;) {
       std::size_t consumed = 0;
-      answer({input_.data(), input_size_}, consumed);
+      while (answer({input_.data(), input_size_}, consumed)) {
+        // request_ still points into input_, which stays put until the memmove below. The
+        // pipeline is held: a reload during the lookup must not free it.
+        const auto pipeline = worker_.pipeline;
+        const auto now = Clock::now();
+        const auto lookups =
+            co_await pipeline->lookups(request_, now, worker_.enrichersFor(*pipeline));
+        if (lookups.failed) looked_up_instance_.clear();  // the next RCPT tries again
+        countReply(pipeline->decide(request_, now, output_, &lookups));
+      }
       if (consumed > 0) {
         std::memmove(input_.data(), input_.data() + consumed, input_size_ - consumed);
         input_size_ -= consumed;

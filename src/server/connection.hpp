@@ -28,7 +28,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void close();
 
  private:
-  void answer(std::string_view input, std::size_t& consumed);
+  // Answers the complete requests at the front of `input` until one needs lookups first (true:
+  // it is in request_, already consumed) or none is left (false).
+  bool answer(std::string_view input, std::size_t& consumed);
 
   Socket socket_;
   Worker& worker_;
@@ -39,6 +41,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::size_t input_size_ = 0;
   std::string output_;
   bool waiting_for_request_ = false;
+  std::string looked_up_instance_;  // the message whose first RCPT was looked up
   std::chrono::steady_clock::time_point last_activity_;
 };
 

@@ -14,6 +14,8 @@
 
 #include "common/log.hpp"
 #include "config/options.hpp"
+#include "engine/detectors/reputation.hpp"
+#include "engine/enrichers.hpp"
 #include "engine/pipeline.hpp"
 #include "eventlog/sql_event_log.hpp"
 #include "metrics/metrics.hpp"
@@ -131,8 +133,15 @@ class Daemon {
       if (!options) return startupFailure(options.error().message, kExitConfig);
       events_ = eventlog::SqlEventLog::start(std::move(*options));
     }
-    auto pipeline = engine::Pipeline::build(settings_, *store_, *recent_, events_.get());
+    auto notifier = engine::makeNotifier(settings_->notify);
+    if (!notifier) return startupFailure(notifier.error().message, kExitConfig);
+    notifier_ = std::move(*notifier);
+    auto pipeline =
+        engine::Pipeline::build(settings_, *store_, *recent_, events_.get(), notifier_.get());
     if (!pipeline) return startupFailure(pipeline.error().message, kExitConfig);
+    if (auto tested = engine::selfTestReputationZones(*settings_); !tested) {
+      return startupFailure(tested.error().message, kExitFailure);
+    }
 
     if (const auto path = controlSocketPath(*settings_); !path.empty()) {
       auto control = ControlServer::open(main_context_, path, *store_);
@@ -157,6 +166,7 @@ class Daemon {
 
     server_->join();
     if (control_) control_->close();
+    stopNotifiers();
     stopEventLog();
     if (auto closed = store_->close(); !closed) {
       spdlog::error("writing state at shutdown failed: {}", closed.error().message);
@@ -172,6 +182,13 @@ class Daemon {
     spdlog::critical("cannot start: {}", message);
     spdlog::shutdown();
     return code;
+  }
+
+  // Hooks still running get the shutdown grace, then are killed; unsent mail is dropped (counted).
+  void stopNotifiers() {
+    const auto grace = std::chrono::milliseconds(settings_->server.shutdown_grace_ms);
+    for (auto& retired : retired_notifiers_) retired->stop(grace);
+    if (notifier_) notifier_->stop(grace);
   }
 
   // The workers are stopped: write what is queued, within a bounded wait, and say how it went.
@@ -215,13 +232,29 @@ class Daemon {
       return;
     }
     auto fresh = std::make_shared<const config::Settings>(std::move(*loaded));
-    auto pipeline = engine::Pipeline::build(fresh, *store_, *recent_, events_.get());
-    if (!pipeline) {
+    const auto rejected = [](const std::string& why) {
       SASLGUARD_COUNT(reload_failures_total);
-      spdlog::error("reload rejected, keeping the running configuration: {}",
-                    pipeline.error().message);
+      spdlog::error("reload rejected, keeping the running configuration: {}", why);
       systemd::ready("reload rejected; running configuration kept");
-      return;
+    };
+    // A new notifier only when its settings changed; the old one lives on (pipelines still
+    // running may hand it a mark) and is stopped at shutdown.
+    std::unique_ptr<notify::Notifier> notifier;
+    for (const auto* option : config::changedOptions(*settings_, *fresh)) {
+      if (option->section != "notify" || notifier) continue;
+      auto made = engine::makeNotifier(fresh->notify);
+      if (!made) return rejected(made.error().message);
+      notifier = std::move(*made);
+    }
+    auto pipeline = engine::Pipeline::build(fresh, *store_, *recent_, events_.get(),
+                                            notifier ? notifier.get() : notifier_.get());
+    if (!pipeline) return rejected(pipeline.error().message);
+    if (auto tested = engine::selfTestReputationZones(*fresh); !tested) {
+      return rejected(tested.error().message);
+    }
+    if (notifier) {
+      retired_notifiers_.push_back(std::move(notifier_));
+      notifier_ = std::move(notifier);
     }
     warnAboutRestartOnlyChanges(*settings_, *fresh);
     if (fresh->log.level != settings_->log.level) (void)log::setLevel(fresh->log.level);
@@ -258,6 +291,8 @@ class Daemon {
   std::unique_ptr<store::EmbeddedStore> store_;
   std::unique_ptr<engine::RecentDecisions> recent_;
   std::unique_ptr<eventlog::SqlEventLog> events_;  // outlives every pipeline that points to it
+  std::unique_ptr<notify::Notifier> notifier_;     // as do these
+  std::vector<std::unique_ptr<notify::Notifier>> retired_notifiers_;
   std::unique_ptr<ControlServer> control_;
   std::unique_ptr<PolicyServer> server_;
 };

@@ -10,10 +10,26 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include "common/log.hpp"
+#include "enrich/dns.hpp"
 #include "metrics/metrics.hpp"
 #include "server/connection.hpp"
 
 namespace saslguard::server {
+
+const engine::Enrichers& Worker::enrichersFor(const engine::Pipeline& pipeline) {
+  if (enrichers_pipeline_ == &pipeline) return enrichers_;
+  enrichers_pipeline_ = &pipeline;
+  enrichers_ = {};
+  if (pipeline.hasLookups()) {
+    auto dns = enrich::DnsResolver::create(context, pipeline.dnsOptions(), pipeline.dnsCache());
+    if (dns) {
+      enrichers_.dns = std::move(*dns);
+    } else {
+      spdlog::error("DNS resolver unusable, reputation lookups fail: {}", dns.error().message);
+    }
+  }
+  return enrichers_;
+}
 
 PolicyServer::PolicyServer(asio::io_context& accept_context, int threads,
                            engine::PipelinePtr pipeline, ServerLimits limits)

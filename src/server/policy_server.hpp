@@ -39,6 +39,14 @@ struct Worker {
   bool stopping = false;
   asio::steady_timer sweep_timer{context};
   std::atomic<std::uint64_t> heartbeat{0};
+
+  // This thread's resolver for `pipeline`'s lookups, made anew when a reload brings another
+  // pipeline (lookups in flight keep the old one alive).
+  const engine::Enrichers& enrichersFor(const engine::Pipeline& pipeline);
+
+ private:
+  engine::Enrichers enrichers_;
+  const engine::Pipeline* enrichers_pipeline_ = nullptr;
 };
 
 class PolicyServer {

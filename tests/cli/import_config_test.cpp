@@ -54,5 +54,37 @@ TEST(ImportUvsqPolicyd, ABadQuotaIsReportedAndReplacedByTheDefault) {
   EXPECT_NE(result.notes[0].find("defaultquota 'lots'"), std::string::npos);
 }
 
+TEST(ImportAbusixAuthPpd, SampleConfigurationMatchesTheGoldenFiles) {
+  const auto result = importAbusixAuthPpd(readFile(kCases + "abusix_auth_ppd.ini"),
+                                          "abusix_auth_ppd.ini", "/opt/abusix-auth-ppd");
+  expectGolden(kCases + "abusix_auth_ppd.toml", result.toml);
+  std::string notes;
+  for (const auto& note : result.notes) notes += note + "\n";
+  expectGolden(kCases + "abusix_auth_ppd.notes", notes);
+}
+
+TEST(ImportAbusixAuthPpd, NoActionMeansLogOnlyAndNoRegistryAnswer) {
+  const auto result = importAbusixAuthPpd("apikey = k\n", "a.ini", "/opt");
+  EXPECT_NE(result.toml.find("action = \"LOG\""), std::string::npos) << result.toml;
+  EXPECT_EQ(result.toml.find("[registry]"), std::string::npos) << result.toml;
+  EXPECT_NE(result.toml.find("listen = [\"127.0.0.1:9998\"]"), std::string::npos);
+}
+
+TEST(ImportAbusixAuthPpd, ShellSyntaxInTheCommandIsReportedAndNeverInterpreted) {
+  const auto result =
+      importAbusixAuthPpd("apikey=k\ncommand=/usr/bin/logger -t x $(id)\n", "a.ini", "/opt");
+  EXPECT_NE(result.toml.find(R"x(hook_command = ["/usr/bin/logger", "-t", "x", "$(id)"])x"),
+            std::string::npos)
+      << result.toml;
+  bool noted = false;
+  for (const auto& note : result.notes) noted = noted || note.find("shell syntax") != note.npos;
+  EXPECT_TRUE(noted);
+}
+
+TEST(ImportAbusixAuthPpd, TheRedisPasswordIsNeverCopied) {
+  const auto result = importAbusixAuthPpd("apikey=k\n[redis]\npassword=hunter2\n", "a.ini", "/");
+  EXPECT_EQ(result.toml.find("hunter2"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace saslguard::cli

@@ -88,7 +88,10 @@ TEST(EffectiveToml, LoadsBackToTheSameSettings) {
   TempDir dir;
   writeFile(dir / "effective.toml", effectiveToml(original));
   const auto reloaded = loadFile((dir / "effective.toml").string());
-  for (const auto* option : changedOptions(original, reloaded)) ADD_FAILURE() << option->name();
+  // Secrets are written masked, so they come back as the mask.
+  for (const auto* option : changedOptions(original, reloaded)) {
+    if (!option->secret) ADD_FAILURE() << option->name();
+  }
 }
 
 TEST(EffectiveToml, DefaultsLoadBackToTheDefaults) {

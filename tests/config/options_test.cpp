@@ -69,14 +69,14 @@ TEST(OptionTable, EveryMemberOfSettingsHasExactlyOneOption) {
   {
     Settings s;
     auto& [server, protocol, log, identity, lists, replies, registry, state, decisions, eventlog,
-           detectors, source_path] = s;
+           dns, notify, detectors, source_path] = s;
     (void)server, (void)protocol, (void)log, (void)identity, (void)lists, (void)replies;
-    (void)registry, (void)state, (void)decisions, (void)eventlog, (void)detectors,
-        (void)source_path;
+    (void)registry, (void)state, (void)decisions, (void)eventlog, (void)dns, (void)notify;
+    (void)detectors, (void)source_path;
     std::set<std::string> tables;  // one member per top-level table, plus source_path
     for (const auto& section : sections()) tables.insert(section.substr(0, section.find('.')));
-    EXPECT_EQ(tables.size(), 11u);
-    EXPECT_EQ(boost::pfr::tuple_size_v<DetectorsSettings>, 2u);  // one member per detector
+    EXPECT_EQ(tables.size(), 13u);
+    EXPECT_EQ(boost::pfr::tuple_size_v<DetectorsSettings>, 3u);  // one member per detector
   }
   expectOneOptionPerField(
       [](Settings& s) {
@@ -99,6 +99,9 @@ TEST(OptionTable, EveryMemberOfSettingsHasExactlyOneOption) {
                           "decisions");
   expectOneOptionPerField([](Settings& s) { return boost::pfr::structure_tie(s.eventlog); },
                           "eventlog");
+  expectOneOptionPerField([](Settings& s) { return boost::pfr::structure_tie(s.dns); }, "dns");
+  expectOneOptionPerField([](Settings& s) { return boost::pfr::structure_tie(s.notify); },
+                          "notify");
   // Neither PFR nor structured bindings see through a base class: the shared switches are
   // checked field by field, the denylist's own members (accounts, senders, networks) counted.
   expectOneOptionPerField(
@@ -111,6 +114,11 @@ TEST(OptionTable, EveryMemberOfSettingsHasExactlyOneOption) {
         return boost::pfr::structure_tie(static_cast<DetectorSwitches&>(s.detectors.quota));
       },
       "detectors.quota", 18);
+  expectOneOptionPerField(
+      [](Settings& s) {
+        return boost::pfr::structure_tie(static_cast<DetectorSwitches&>(s.detectors.reputation));
+      },
+      "detectors.reputation", 7);
 }
 
 TEST(OptionTable, EachOptionWritesOnlyItsOwnMember) {
@@ -145,7 +153,7 @@ TEST(OptionTable, EveryOptionIsDocumented) {
     EXPECT_EQ(option.help.find('\n'), std::string::npos);
     EXPECT_NE(option.help.back(), '.');  // the generators add the full stop
     EXPECT_EQ(option.since, "0.1");
-    EXPECT_FALSE(option.secret);  // none yet; see Secrets below
+    EXPECT_EQ(option.secret, option.name() == "detectors.reputation.api_key");  // see Secrets
   }
 }
 

@@ -21,7 +21,13 @@ Result<DetectorPtr> DenylistDetector::create(const config::DenylistSettings& set
 
 Verdict DenylistDetector::evaluate(const DetectorContext& context, const DetectorResults&) const {
   const auto listed = [&](std::string reason, std::string evidence) {
-    return Verdict{action_, name(), std::move(reason), std::move(evidence), reply_text_, false, {}};
+    Verdict verdict;
+    verdict.action = action_;
+    verdict.detector = name();
+    verdict.reason = std::move(reason);
+    verdict.evidence = std::move(evidence);
+    verdict.reply_text = reply_text_;
+    return verdict;
   };
   if (accounts_.contains(context.identity.account)) {
     return listed("account is on the deny list", R"({"list":"accounts"})");

@@ -4,6 +4,7 @@
 
 #include "engine/detectors/denylist.hpp"
 #include "engine/detectors/quota.hpp"
+#include "engine/detectors/reputation.hpp"
 
 namespace saslguard::engine {
 namespace {
@@ -37,6 +38,7 @@ Result<std::vector<ConfiguredDetector>> buildDetectors(const config::Settings& s
   DetectorList list;
   list.add<DenylistDetector>(settings.detectors.denylist);
   list.add<QuotaDetector>(settings.detectors.quota);
+  list.add<ReputationDetector>(settings.detectors.reputation);
   return list.finish();
 }
 
