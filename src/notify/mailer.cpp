@@ -120,7 +120,8 @@ size_t readMessage(char* buffer, size_t size, size_t count, void* cursor_pointer
   return n;
 }
 
-// Called by curl at least once a second during a transfer: non-zero aborts it (stop()).
+// curl calls this on every pass of curl_multi_perform(): non-zero aborts the transfer and closes
+// the connection at once, without the QUIT a removed handle would first wait for.
 int abortWhenStopped(void* abort_after_ns, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
   const auto deadline = static_cast<std::atomic<std::int64_t>*>(abort_after_ns)->load();
   return steadyNanoseconds(Mailer::SteadyClock::now()) >= deadline ? 1 : 0;
@@ -239,14 +240,18 @@ Result<Mailer::Ptr> Mailer::create(MailOptions options) {
   }
   if (options.max_queued == 0) return fail("mail max_queued: must be at least 1");
   initialiseCurlOnce();
-  return Ptr(new Mailer(std::move(options)));
+  CURLM* multi = curl_multi_init();
+  if (multi == nullptr) return fail("mail: curl_multi_init failed");
+  return Ptr(new Mailer(std::move(options), multi));
 }
 
-Mailer::Mailer(MailOptions options) : options_(std::move(options)), thread_([this] { run(); }) {}
+Mailer::Mailer(MailOptions options, void* multi)
+    : options_(std::move(options)), multi_(multi), thread_([this] { run(); }) {}
 
 Mailer::~Mailer() {
   requestStop(SteadyClock::now());
   join();
+  curl_multi_cleanup(multi_);
 }
 
 void Mailer::submit(const Notice& notice) {
@@ -278,6 +283,7 @@ void Mailer::requestStop(SteadyClock::time_point deadline) {
     abort_after_ns_.store(steadyNanoseconds(stop_deadline_));
   }
   wake_.notify_one();
+  curl_multi_wakeup(multi_);  // a transfer in progress looks at the deadline now
 }
 
 void Mailer::join() {
@@ -344,12 +350,38 @@ Mailer::Attempt Mailer::send(const std::string& message) {
   curl_easy_setopt(handle, CURLOPT_READFUNCTION, &readMessage);
   curl_easy_setopt(handle, CURLOPT_READDATA, &cursor);
   curl_easy_setopt(handle, CURLOPT_TIMEOUT_MS, static_cast<long>(options_.timeout.count()));
+  curl_easy_setopt(handle, CURLOPT_FORBID_REUSE, 1L);  // QUIT now; a retry starts afresh
   curl_easy_setopt(handle, CURLOPT_NOPROGRESS, 0L);
   curl_easy_setopt(handle, CURLOPT_XFERINFOFUNCTION, &abortWhenStopped);
   curl_easy_setopt(handle, CURLOPT_XFERINFODATA, &abort_after_ns_);
   curl_easy_setopt(handle, CURLOPT_ERRORBUFFER, error_text);
 
-  const CURLcode code = curl_easy_perform(handle);
+  // The multi interface rather than curl_easy_perform(), so requestStop() can interrupt the
+  // wait at once (curl_multi_wakeup) instead of at curl's next one-second tick; the progress
+  // callback then aborts the transfer on the next pass.
+  CURLcode code = CURLE_OK;
+  curl_multi_add_handle(multi_, handle);
+  while (true) {
+    int running = 0;
+    if (curl_multi_perform(multi_, &running) != CURLM_OK) {
+      code = CURLE_FAILED_INIT;
+      break;
+    }
+    if (running == 0) {
+      int left = 0;
+      while (CURLMsg* done = curl_multi_info_read(multi_, &left)) {
+        if (done->msg == CURLMSG_DONE && done->easy_handle == handle) code = done->data.result;
+      }
+      break;
+    }
+    // Up to a second, and no later than the stop deadline; curl shortens it to its own timers.
+    const auto until_stop_ms =
+        (abort_after_ns_.load() - steadyNanoseconds(SteadyClock::now())) / 1000000 + 1;
+    curl_multi_poll(multi_, nullptr, 0,
+                    static_cast<int>(std::clamp<std::int64_t>(until_stop_ms, 0, 1000)), nullptr);
+  }
+  curl_multi_remove_handle(multi_, handle);
+  if (code == CURLE_ABORTED_BY_CALLBACK) return {false, false, "aborted: the notifier is stopping"};
   if (code == CURLE_OK) return {true, false, {}};
   long response = 0;
   curl_easy_getinfo(handle, CURLINFO_RESPONSE_CODE, &response);

@@ -69,7 +69,7 @@ class Mailer {
     std::string error;
   };
 
-  explicit Mailer(MailOptions options);
+  Mailer(MailOptions options, void* multi);
   void run();
   Attempt send(const std::string& message);
   std::string newMessageId();
@@ -83,9 +83,10 @@ class Mailer {
   bool stopping_ = false;
   SteadyClock::time_point stop_deadline_{};
   std::uint64_t drops_not_logged_ = 0;
-  // The stop deadline in steady-clock nanoseconds, for curl's progress callback to abort a
-  // transfer in progress without taking the mutex.
+  // The stop deadline in steady-clock nanoseconds, read by the transfer loop without the mutex.
   std::atomic<std::int64_t> abort_after_ns_{INT64_MAX};
+  // A CURLM* (curl's typedef is void): every attempt runs on it; requestStop() wakes it.
+  void* const multi_;
   std::uint64_t message_counter_ = 0;  // mailer thread only
   std::thread thread_;
 };
