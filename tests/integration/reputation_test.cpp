@@ -218,6 +218,11 @@ TEST(ReputationDaemon, DnsFailuresAnswerTheFailureActionAndNeverHang) {
   auto other = PolicyClient::connectTcp(daemon->port());
   ASSERT_TRUE(other);
   EXPECT_EQ(other->ask(postfixRequest("")), "action=DUNNO");
+  EXPECT_TRUE(
+      daemon->waitForLog("reputation lookup of the client-ip in authbl.mail.abusix.zone "
+                         "failed: timeout (answering DEFER)"))
+      << daemon->log();
+  EXPECT_EQ(daemon->log().find(kKey), std::string::npos) << "the API key was logged";
 }
 
 TEST(ReputationDaemon, TheSelfTestRefusesToStartWhenTheTestPointIsNotListed) {
