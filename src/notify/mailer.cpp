@@ -9,7 +9,6 @@
 #include <spdlog/spdlog.h>
 #include <algorithm>
 #include <ctime>
-#include <random>
 
 #include "common/log.hpp"
 #include "common/strings.hpp"
@@ -302,12 +301,11 @@ std::chrono::milliseconds Mailer::retryDelay(int failed_attempts) const {
 }
 
 std::string Mailer::newMessageId() {
-  static thread_local std::mt19937_64 random{std::random_device{}()};
   char text[96];
   std::snprintf(text, sizeof text, "<%lld.%llu.%016llx@",
                 static_cast<long long>(toUnixMs(Clock::now())),
                 static_cast<unsigned long long>(++message_counter_),
-                static_cast<unsigned long long>(random()));
+                static_cast<unsigned long long>(message_id_random_()));
   return text + messageIdDomain(options_.from) + ">";
 }
 

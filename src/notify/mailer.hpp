@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <random>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -87,7 +88,8 @@ class Mailer {
   std::atomic<std::int64_t> abort_after_ns_{INT64_MAX};
   // A CURLM* (curl's typedef is void): every attempt runs on it; requestStop() wakes it.
   void* const multi_;
-  std::uint64_t message_counter_ = 0;  // mailer thread only
+  std::uint64_t message_counter_ = 0;  // mailer thread only, as the next one
+  std::mt19937_64 message_id_random_{std::random_device{}()};
   std::thread thread_;
 };
 
