@@ -72,8 +72,8 @@ std::vector<DnsAnswer> lookUpTogether(asio::io_context& context, DnsResolver& re
                    [&, i](std::exception_ptr error, DnsAnswer answer) {
                      if (error) std::rethrow_exception(error);
                      answers[i] = std::move(answer);
-                     // c-ares keeps its socket open (and watched) between queries, so the
-                     // context never runs out of work by itself.
+                     // Stop here: a query that outlived its lookup (after the deadline) would
+                     // keep the context busy.
                      if (++completed == names.size()) context.stop();
                    });
   }
@@ -341,6 +341,19 @@ TEST_F(DnsResolverTest, WorkersOnTheirOwnThreadsShareOneCache) {
   EXPECT_EQ(cache->size(), names.size());
 }
 
+TEST_F(DnsResolverTest, FailsAtOnceOnANameDnsCannotCarry) {
+  auto resolver = makeResolver(context_, options());
+  const CounterDeltas counters;
+  const auto start = SteadyClock::now();
+  const auto answer = lookUp(context_, *resolver, std::string(64, 'a') + "." + kIpZone);
+  EXPECT_EQ(answer.status, DnsStatus::kFailed);
+  EXPECT_FALSE(answer.error.empty());
+  EXPECT_LT(SteadyClock::now() - start, milliseconds(500)) << "c-ares refuses it before sending";
+  EXPECT_EQ(counters.failed(), 1u);
+  // The resolver is still usable, also for the same name's well-formed neighbours.
+  EXPECT_EQ(lookUp(context_, *resolver, ipQuery("127.0.0.2")).status, DnsStatus::kFound);
+}
+
 TEST_F(DnsResolverTest, CachedLookupsAreCheap) {
   auto resolver = makeResolver(context_, options());
   const auto name = ipQuery("127.0.0.2");
@@ -470,6 +483,29 @@ TEST(DnsResolver, TimesOutAgainstAServerThatNeverAnswers) {
   EXPECT_LT(elapsed, seconds(3));
   EXPECT_EQ(counters.timedOut(), 1u);
   EXPECT_FALSE(resolver->cached("2.0.0.127.testkey.authbl.test")) << "timeouts are not cached";
+}
+
+TEST(DnsResolver, CachesAnAnswerThatArrivesAfterTheDeadline) {
+  Rbldnsd server({{"late.test", "ip4set", "late.ip4set", ":127.0.0.4:\n127.0.0.2\n"}});
+  asio::io_context context;
+  DnsOptions options;
+  options.servers = {server.server()};
+  options.timeout = milliseconds(200);
+  options.tries = 2;  // the deadline is 400 ms; c-ares itself waits 200 + 400 ms
+  auto resolver = makeResolver(context, options);
+  const std::string name = "2.0.0.127.late.test";
+
+  ::kill(server.pid(), SIGSTOP);  // the queries queue up in its socket
+  const auto answer = lookUp(context, *resolver, name);
+  ::kill(server.pid(), SIGCONT);
+  EXPECT_EQ(answer.status, DnsStatus::kTimeout);
+  context.restart();
+  context.run_for(milliseconds(500));  // c-ares still listens and takes the late reply
+
+  const auto late = resolver->cached(name);
+  ASSERT_TRUE(late) << "the late answer is kept for the next lookup";
+  EXPECT_EQ(late->status, DnsStatus::kFound);
+  EXPECT_EQ(late->addresses, std::vector<std::uint32_t>{0x7f000004});
 }
 
 TEST(DnsResolver, ReportsServfailAsAFailureAndDoesNotCacheIt) {
