@@ -13,6 +13,7 @@
 #include "enrich/dns.hpp"
 #include "support/daemon_process.hpp"
 #include "support/rbldnsd.hpp"
+#include "support/smtp_sink.hpp"
 #include "support/temp_dir.hpp"
 
 namespace saslguard::testing {
@@ -64,14 +65,16 @@ struct ReputationSetup {
   std::string hook = (dir / "hook.sh").string();
   int starts = 0;
 
-  std::unique_ptr<DaemonProcess> start(const std::string& dns_server, const std::string& extra) {
+  std::unique_ptr<DaemonProcess> start(const std::string& dns_server, const std::string& extra,
+                                       const std::string& notify_extra = "") {
     std::ofstream(hook) << "#!/bin/sh\nenv > \"$1.tmp\" && mv \"$1.tmp\" \"$1\"\n";
     ::chmod(hook.c_str(), 0755);
     const auto config = (dir / "saslguard.toml").string();
     std::ofstream(config) << "[dns]\nservers = [\"" << dns_server
                           << "\"]\ntimeout_ms = 300\ntries = 2\n\n[notify]\nhook_command = [\""
-                          << hook << "\", \"" << hook_output
-                          << "\"]\n\n[detectors.reputation]\nenabled = true\npreset = "
+                          << hook << "\", \"" << hook_output << "\"]\n"
+                          << notify_extra
+                          << "\n[detectors.reputation]\nenabled = true\npreset = "
                              "\"abusix\"\napi_key = \""
                           << kKey << "\"\n"
                           << extra;
@@ -244,6 +247,42 @@ TEST(ReputationDaemon, TheSelfTestRefusesToStartWhenTheTestPointIsNotListed) {
     auto daemon = setup.start(dns.server(), "self_test = \"warn\"\n");
     EXPECT_TRUE(daemon->ready()) << daemon->log();
   }
+}
+
+TEST(ReputationDaemon, ANewMarkMailsTheOperatorOnceAndAnSmtpOutageNeverDelaysReplies) {
+  Rbldnsd dns(abusixZones());
+  // First with nobody listening on the SMTP port: replies stay fast, the mail waits and retries.
+  const auto port = SmtpSink::freePort();
+  ReputationSetup setup;
+  auto daemon = setup.start(
+      dns.server(), "action = \"REJECT\"\n",
+      "mail_url = \"smtp://127.0.0.1:" + std::to_string(port) +
+          "\"\nmail_from = \"saslguard@example.org\"\nmail_to = [\"postmaster@example.org\"]\n");
+  ASSERT_TRUE(daemon->ready()) << daemon->log();
+  auto client = PolicyClient::connectTcp(daemon->port());
+  ASSERT_TRUE(client);
+  const auto started = std::chrono::steady_clock::now();
+  EXPECT_EQ(client->ask(rcpt("ivan@example.org", kListedIp, "bob@example.com", "m1")),
+            "action=REJECT 5.7.1 Sending from this account is blocked; contact your support");
+  EXPECT_EQ(client->ask(rcpt("ivan@example.org", kListedIp, "bob@example.com", "m2")),
+            "action=REJECT 5.7.1 This account is blocked; contact your support");
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 1s);
+  EXPECT_TRUE(daemon->waitForLog("mail about account ivan@example.org: attempt 1 of 8 failed"))
+      << daemon->log();
+  EXPECT_GE(counter(setup.state, "mail_attempts_failed_total"), 1u);
+
+  // The SMTP server comes up: the retry delivers exactly one mail for the one new mark.
+  SmtpSink sink(port);
+  ASSERT_TRUE(sink.running()) << sink.log();
+  ASSERT_TRUE(sink.waitForMessages(1, 30s)) << daemon->log();
+  const auto message = sink.messages().front();
+  EXPECT_NE(message.find("Subject: saslguard: ivan@example.org marked compromised by reputation"),
+            std::string::npos)
+      << message;
+  EXPECT_NE(message.find("authbl.mail.abusix.zone"), std::string::npos) << message;
+  std::this_thread::sleep_for(500ms);
+  EXPECT_EQ(sink.messages().size(), 1u);
+  EXPECT_EQ(counter(setup.state, "mails_sent_total"), 1u);
 }
 
 TEST(ReputationDaemon, MarksSurviveKillNine) {
