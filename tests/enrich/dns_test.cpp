@@ -539,6 +539,24 @@ TEST(DnsResolver, ReportsRefusedAsAFailure) {
   EXPECT_NE(answer.error.find("refused"), std::string::npos) << answer.error;
 }
 
+TEST(DnsResolver, ReportsAServerNobodyListensOnAsAFailureWithoutWaiting) {
+  std::string closed_port;
+  {
+    testing::SilentUdpPort once_bound;  // bound and closed again: ICMP port unreachable now
+    closed_port = once_bound.server();
+  }
+  asio::io_context context;
+  DnsOptions options;
+  options.servers = {closed_port};
+  options.timeout = seconds(2);
+  auto resolver = makeResolver(context, options);
+  const auto start = SteadyClock::now();
+  const auto answer = lookUp(context, *resolver, "2.0.0.127.testkey.authbl.test");
+  EXPECT_EQ(answer.status, DnsStatus::kFailed);
+  EXPECT_FALSE(answer.error.empty());
+  EXPECT_LT(SteadyClock::now() - start, seconds(1)) << "refused, not timed out";
+}
+
 TEST(DnsResolver, RejectsABadServerEntryByName) {
   asio::io_context context;
   for (const char* bad :
