@@ -5,6 +5,8 @@
 
 #include "cli/commands.hpp"
 #include "config/loader.hpp"
+#include "engine/detectors/detectors.hpp"
+#include "engine/enrichers.hpp"
 #include "server/daemon.hpp"
 
 namespace saslguard::cli {
@@ -33,6 +35,18 @@ Command addCheckConfig(CLI::App& app) {
     if (!settings) {
       std::cerr << settings.error().text() << "\n";
       return 1;
+    }
+    // What only the detectors and the notifier check (files they read, zones, keys), as the
+    // daemon would at start; no network is used.
+    if (auto detectors = engine::buildDetectors(*settings); !detectors) {
+      std::cerr << detectors.error().message << "\n";
+      return 1;
+    }
+    if (auto notifier = engine::makeNotifier(settings->notify); !notifier) {
+      std::cerr << notifier.error().message << "\n";
+      return 1;
+    } else {
+      (*notifier)->stop(std::chrono::milliseconds(0));
     }
     if (!*quiet) {
       std::cout << config::effectiveToml(*settings);

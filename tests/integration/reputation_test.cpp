@@ -308,3 +308,22 @@ TEST(ReputationDaemon, MarksSurviveKillNine) {
 
 }  // namespace
 }  // namespace saslguard::testing
+
+namespace saslguard::testing {
+namespace {
+
+TEST(ReputationCheckConfig, NamesAMissingApiKeyWithoutStartingAnything) {
+  TempDir dir;
+  const auto config = (dir / "saslguard.toml").string();
+  std::ofstream(config) << "[detectors.reputation]\nenabled = true\npreset = \"abusix\"\n";
+  const auto checked = runSaslguard({"check-config", "--quiet", "--config", config});
+  EXPECT_EQ(checked.exit_code, 1);
+  EXPECT_NE(checked.output.find("zone authbl.mail.abusix.zone needs the API key"),
+            std::string::npos)
+      << checked.output;
+  std::ofstream(config, std::ios::app) << "api_key = \"abc\"\n";
+  EXPECT_EQ(runSaslguard({"check-config", "--quiet", "--config", config}).exit_code, 0);
+}
+
+}  // namespace
+}  // namespace saslguard::testing
