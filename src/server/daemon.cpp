@@ -186,9 +186,16 @@ class Daemon {
 
   // Hooks still running get the shutdown grace, then are killed; unsent mail is dropped (counted).
   void stopNotifiers() {
-    const auto grace = std::chrono::milliseconds(settings_->server.shutdown_grace_ms);
-    for (auto& retired : retired_notifiers_) retired->stop(grace);
-    if (notifier_) notifier_->stop(grace);
+    // One deadline for all of them, so several retired notifiers do not add up their graces.
+    const auto deadline = std::chrono::steady_clock::now() +
+                          std::chrono::milliseconds(settings_->server.shutdown_grace_ms);
+    const auto left = [&] {
+      return std::max(std::chrono::milliseconds(0),
+                      std::chrono::duration_cast<std::chrono::milliseconds>(
+                          deadline - std::chrono::steady_clock::now()));
+    };
+    for (auto& retired : retired_notifiers_) retired->stop(left());
+    if (notifier_) notifier_->stop(left());
   }
 
   // The workers are stopped: write what is queued, within a bounded wait, and say how it went.
