@@ -49,7 +49,15 @@ namespace saslguard::metrics {
   X(hooks_dropped_total, "hook runs dropped because the queue was full")                      \
   X(mails_sent_total, "operator e-mails delivered to the SMTP server")                        \
   X(mail_attempts_failed_total, "operator e-mail attempts that failed (retried later)")       \
-  X(mails_dropped_total, "operator e-mails given up (retries spent, queue full, shutdown)")
+  X(mails_dropped_total, "operator e-mails given up (retries spent, queue full, shutdown)")   \
+  X(geoip_lookups_total, "GeoIP country lookups")                                             \
+  X(geoip_reloads_total, "GeoIP databases reloaded after the file changed")                   \
+  X(geoip_reload_failures_total, "GeoIP reloads that failed (the old database is kept)")      \
+  X(ldap_lookups_total, "LDAP searches sent")                                                 \
+  X(ldap_cache_hits_total, "identity mappings answered from the LDAP cache")                  \
+  X(ldap_failures_total, "LDAP searches that failed (server down, timeout, bad answer)")      \
+  X(ldap_dropped_total, "LDAP mappings refused because the queue was full")                   \
+  X(geo_fired_total, "requests over a geo limit (IPs or countries)")
 
 struct alignas(64) Counters {
 #define SASLGUARD_COUNTER_FIELD(name, help) std::atomic<std::uint64_t> name{0};
