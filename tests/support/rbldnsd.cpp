@@ -307,9 +307,9 @@ void FixedRcodeDnsServer::serve() {
     packet[2] |= 0x80;                                                     // QR: a response
     packet[3] = static_cast<unsigned char>(0x80 | (rcode_ & 0x0f));        // RA + RCODE
     for (int i = 6; i < 12; ++i) packet[static_cast<std::size_t>(i)] = 0;  // no records
+    ++answered_;  // before the reply: the client may look as soon as it has it
     ::sendto(fd_, packet.data(), static_cast<std::size_t>(size), 0,
              reinterpret_cast<sockaddr*>(&peer), peer_length);
-    ++answered_;
   }
 }
 
