@@ -79,6 +79,12 @@ Result<void> checkListen(std::string_view text) {
   return {};
 }
 
+Result<void> checkCountryCode(std::string_view text) {
+  const auto letter = [](char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); };
+  if (text.size() == 2 && letter(text[0]) && letter(text[1])) return {};
+  return fail("expected an ISO 3166 country code of two letters such as DE");
+}
+
 Result<void> checkNetwork(std::string_view text) {
   if (parseNetwork(text)) return {};
   const auto slash = text.find('/');

@@ -32,5 +32,6 @@ Result<void> checkSocketMode(std::string_view text);
 Result<void> checkAbsolutePath(std::string_view text);
 Result<void> checkOneLine(std::string_view text);  // printable, no line breaks (reply texts)
 Result<void> checkNotEmpty(std::string_view text);
+Result<void> checkCountryCode(std::string_view text);  // two ASCII letters, any case
 
 }  // namespace saslguard::config

@@ -471,6 +471,59 @@ std::vector<Option> buildTable() {
   SASLGUARD_OPTION(detectors.quota, log_counts)
       .help("log UVSQ's user/sender/ip/recipients/total line for every message at info, not debug");
 
+  SASLGUARD_OPTION(detectors.geo, enabled).help("evaluate this detector");
+  SASLGUARD_OPTION(detectors.geo, shadow)
+      .help("evaluate, log and count only (\"would have\"); never enforce, never mark");
+  SASLGUARD_OPTION(detectors.geo, action)
+      .oneOf(kActions)
+      .help("answer when an account is over a limit");
+  SASLGUARD_OPTION(detectors.geo, reply_text)
+      .checkedBy(checkOneLine)
+      .help("text sent with that answer (geoip-policyd's by default)");
+  SASLGUARD_OPTION(detectors.geo, database)
+      .checkedBy(checkAbsolutePath)
+      .help("MaxMind DB (GeoLite2/GeoIP2 City or Country, or DB-IP in that format)");
+  SASLGUARD_OPTION(detectors.geo, missing_database)
+      .oneOf({"fail", "disable"})
+      .help("database unreadable at start: fail (exit) or disable (warn, run without geo)");
+  SASLGUARD_OPTION(detectors.geo, database_check_interval_s)
+      .range(1, 86400)
+      .help("how often the database file is checked; a new one is swapped in, a bad one ignored");
+  SASLGUARD_OPTION(detectors.geo, max_ips)
+      .range(0, 1000000)
+      .help("distinct foreign client IPs within ttl_s; one more fires");
+  SASLGUARD_OPTION(detectors.geo, max_countries)
+      .range(0, 1000)
+      .help("distinct foreign countries within ttl_s; one more fires");
+  SASLGUARD_OPTION(detectors.geo, max_home_ips)
+      .range(0, 1000000)
+      .help("distinct client IPs in home countries within ttl_s; one more fires");
+  SASLGUARD_OPTION(detectors.geo, max_home_countries)
+      .range(0, 1000)
+      .help("distinct home countries within ttl_s; one more fires");
+  SASLGUARD_OPTION(detectors.geo, home_countries)
+      .checkedBy(checkCountryCode)
+      .help("ISO 3166 codes (DE, FR) counted apart with the home limits");
+  SASLGUARD_OPTION(detectors.geo, trusted_countries)
+      .checkedBy(checkCountryCode)
+      .help("when set, the only countries allowed (any other fires); these are not counted");
+  SASLGUARD_OPTION(detectors.geo, trusted_networks)
+      .checkedBy(checkNetwork)
+      .help("when set, the only client networks allowed (any other fires); not counted");
+  SASLGUARD_OPTION(detectors.geo, ignore_networks)
+      .checkedBy(checkNetwork)
+      .help("client networks this detector never looks at");
+  SASLGUARD_OPTION(detectors.geo, ttl_s)
+      .range(1, 31536000)
+      .help("an IP or country counts until this long after it was last seen");
+  SASLGUARD_OPTION(detectors.geo, ipv6_prefix)
+      .range(1, 128)
+      .help("IPv6 clients count per prefix of this length (privacy addresses are one client)");
+  SASLGUARD_OPTION(detectors.geo, block_permanent)
+      .help("firing marks the account compromised until an operator clears it");
+  SASLGUARD_OPTION(detectors.geo, custom_settings_file)
+      .help("geoip-policyd's custom settings JSON (per-account limits, lists); read on reload");
+
   SASLGUARD_OPTION(detectors.reputation, enabled).help("evaluate this detector");
   SASLGUARD_OPTION(detectors.reputation, shadow)
       .help("look up, log and count only (\"would have\"); never enforce, never mark");
@@ -668,6 +721,9 @@ std::string sectionHelp(std::string_view section) {
       {"detectors.quota",
        "Recipients per account over sliding windows (UVSQ policyd): HOLD from the quota on, the "
        "action (REJECT) from hold_factor x quota on. See docs/detectors/quota.md."},
+      {"detectors.geo",
+       "Distinct client IPs and countries per account (geoip-policyd): more than the limits "
+       "within ttl_s fires. See docs/detectors/geo.md."},
       {"detectors.reputation",
        "Client address and hashed recipient looked up in DNS reputation zones (Abusix AUTH "
        "policy daemon); a listing marks the account compromised. See "

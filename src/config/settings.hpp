@@ -148,10 +148,36 @@ struct ReputationSettings : DetectorSwitches {
   int mark_expiry_s = 0;                     // 0: marks stay until an operator clears them
 };
 
+// Distinct client IPs and countries per account (geoip-policyd): over max_ips / max_countries
+// (foreign) or max_home_ips / max_home_countries (home) within ttl_s fires. See
+// docs/detectors/geo.md.
+struct GeoSettings : DetectorSwitches {
+  GeoSettings() {
+    enabled = false;
+    reply_text = "5.7.1 Policy violation. Please contact your support";
+  }
+  std::string database = "/usr/share/GeoIP/GeoLite2-City.mmdb";  // City or Country MaxMind DB
+  std::string missing_database = "fail";  // fail | disable (warn and run without geo)
+  int database_check_interval_s = 60;     // how often the file is checked for a new version
+  int max_ips = 10;                       // distinct foreign client IPs, fires when greater
+  int max_countries = 3;
+  int max_home_ips = 10;
+  int max_home_countries = 3;
+  std::vector<std::string> home_countries;     // ISO codes counted apart, with the home limits
+  std::vector<std::string> trusted_countries;  // non-empty: the only countries allowed
+  std::vector<std::string> trusted_networks;   // non-empty: the only client networks allowed
+  std::vector<std::string> ignore_networks;    // never looked at by this detector
+  int ttl_s = 3600;              // an IP or country counts until this long after it was last seen
+  int ipv6_prefix = 64;          // IPv6 clients are counted per prefix of this length
+  bool block_permanent = false;  // firing marks the account compromised until cleared
+  std::string custom_settings_file;  // geoip-policyd's JSON: per-account limits and lists
+};
+
 struct DetectorsSettings {
   DenylistSettings denylist;
   QuotaSettings quota;
   ReputationSettings reputation;
+  GeoSettings geo;
 };
 
 // The resolver the DNS lookups use (c-ares), with its answer cache.

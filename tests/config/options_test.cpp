@@ -76,7 +76,7 @@ TEST(OptionTable, EveryMemberOfSettingsHasExactlyOneOption) {
     std::set<std::string> tables;  // one member per top-level table, plus source_path
     for (const auto& section : sections()) tables.insert(section.substr(0, section.find('.')));
     EXPECT_EQ(tables.size(), 13u);
-    EXPECT_EQ(boost::pfr::tuple_size_v<DetectorsSettings>, 3u);  // one member per detector
+    EXPECT_EQ(boost::pfr::tuple_size_v<DetectorsSettings>, 4u);  // one member per detector
   }
   expectOneOptionPerField(
       [](Settings& s) {
@@ -119,6 +119,11 @@ TEST(OptionTable, EveryMemberOfSettingsHasExactlyOneOption) {
         return boost::pfr::structure_tie(static_cast<DetectorSwitches&>(s.detectors.reputation));
       },
       "detectors.reputation", 7);
+  expectOneOptionPerField(
+      [](Settings& s) {
+        return boost::pfr::structure_tie(static_cast<DetectorSwitches&>(s.detectors.geo));
+      },
+      "detectors.geo", 15);
 }
 
 TEST(OptionTable, EachOptionWritesOnlyItsOwnMember) {

@@ -3,6 +3,7 @@
 #include "engine/detectors/detectors.hpp"
 
 #include "engine/detectors/denylist.hpp"
+#include "engine/detectors/geo.hpp"
 #include "engine/detectors/quota.hpp"
 #include "engine/detectors/reputation.hpp"
 
@@ -39,6 +40,7 @@ Result<std::vector<ConfiguredDetector>> buildDetectors(const config::Settings& s
   list.add<DenylistDetector>(settings.detectors.denylist);
   list.add<QuotaDetector>(settings.detectors.quota);
   list.add<ReputationDetector>(settings.detectors.reputation);
+  list.add<GeoDetector>(settings.detectors.geo);
   return list.finish();
 }
 
