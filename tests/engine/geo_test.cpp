@@ -223,7 +223,7 @@ TEST(GeoCustomSettingsFile, ErrorsNameTheEntryAndTheField) {
     auto parsed = GeoCustomSettings::parse(json, "custom.json");
     return parsed ? std::string("parsed") : parsed.error().message;
   };
-  EXPECT_EQ(error("{"), "custom.json: not valid JSON: syntax error");
+  EXPECT_EQ(error("{"), "custom.json: not valid JSON: incomplete JSON");
   EXPECT_EQ(error(R"({"rules":[]})"), R"(custom.json: expected {"data": [ ... ]})");
   EXPECT_EQ(error(R"({"data":[{"sender":"a@b","ips":"ten"}]})"),
             "custom.json: data[0] (sender a@b): ips must be a whole number from 0 to 100000000");
