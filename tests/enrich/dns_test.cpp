@@ -302,9 +302,9 @@ TEST_F(DnsResolverTest, FailsOverToTheNextServerWhenOneDoesNotAnswer) {
   testing::SilentUdpPort black_hole;
   auto settings = options();
   settings.servers = {black_hole.server(), server_->server()};
-  settings.timeout = milliseconds(300);
+  settings.timeout = milliseconds(500);
   auto resolver = makeResolver(context_, settings);
-  // The lookup's deadline (2 x 300 ms) leaves room for one try per server only.
+  // The lookup's deadline (2 x 500 ms) leaves room for one try per server only.
   const auto answer = lookUp(context_, *resolver, ipQuery("127.0.0.2"));
   EXPECT_EQ(answer.status, DnsStatus::kFound) << answer.error;
 }
@@ -491,7 +491,7 @@ TEST(DnsResolver, CachesAnAnswerThatArrivesAfterTheDeadline) {
   DnsOptions options;
   options.servers = {server.server()};
   options.timeout = milliseconds(200);
-  options.tries = 2;  // the deadline is 400 ms; c-ares itself waits 200 + 400 ms
+  options.tries = 3;  // the deadline is 600 ms; c-ares itself waits 200 + 400 + 800 ms
   auto resolver = makeResolver(context, options);
   const std::string name = "2.0.0.127.late.test";
 
@@ -499,8 +499,9 @@ TEST(DnsResolver, CachesAnAnswerThatArrivesAfterTheDeadline) {
   const auto answer = lookUp(context, *resolver, name);
   ::kill(server.pid(), SIGCONT);
   EXPECT_EQ(answer.status, DnsStatus::kTimeout);
+  // c-ares still listens and takes the late reply.
   context.restart();
-  context.run_for(milliseconds(500));  // c-ares still listens and takes the late reply
+  for (int i = 0; i < 40 && !resolver->cached(name); ++i) context.run_for(milliseconds(50));
 
   const auto late = resolver->cached(name);
   ASSERT_TRUE(late) << "the late answer is kept for the next lookup";
