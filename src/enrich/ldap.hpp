@@ -6,6 +6,7 @@
 
 #include <boost/asio/awaitable.hpp>
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -17,8 +18,10 @@
 namespace saslguard::enrich {
 
 struct LdapOptions {
-  std::vector<std::string> uris;  // "ldap://127.0.0.1:389", "ldaps://ldap.example.org"; tried in order
-  std::string bind_method = "simple";  // simple (bind_dn/bind_password; empty dn: anonymous) | external
+  std::vector<std::string>
+      uris;  // "ldap://127.0.0.1:389", "ldaps://ldap.example.org"; tried in order
+  std::string bind_method =
+      "simple";  // simple (bind_dn/bind_password; empty dn: anonymous) | external
   std::string bind_dn;
   std::string bind_password;  // never logged
   bool starttls = false;      // on ldap:// URIs; ldaps:// is TLS from the start
@@ -27,15 +30,18 @@ struct LdapOptions {
   std::string key_file;
   bool tls_skip_verify = false;  // explicit: accept any server certificate
   std::string base_dn;
-  std::string scope = "sub";  // base | one | sub
+  std::string scope = "sub";                                         // base | one | sub
   std::string filter = "(|(uid=%s)(mail=%s)(mailLocalAddress=%s))";  // %s: escaped identity
-  std::string result_attribute = "uid";  // its first value is the account
+  std::string result_attribute = "uid";     // its first value is the account
   std::chrono::milliseconds timeout{3000};  // per search, network and server time
   std::size_t pool_size = 4;                // worker threads = connections
   std::size_t max_queued = 1000;            // searches waiting for a worker; more fail at once
   std::chrono::seconds cache_ttl{300};
   std::chrono::seconds negative_cache_ttl{60};
-  std::size_t cache_entries = 100000;
+  std::size_t cache_entries = 100000;  // 0: no cache
+  // The time cache entries age by; empty means std::chrono::steady_clock::now. Tests inject one
+  // to expire entries without sleeping.
+  std::function<std::chrono::steady_clock::time_point()> clock;
 };
 
 enum class LdapStatus {

@@ -1,0 +1,302 @@
+// slapd.cpp — see slapd.hpp. slapd runs in the foreground (-d 0) as our child, so its PID is
+// the one we forked; openssl and slapadd run to completion through the shell first.
+#include "support/slapd.hpp"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+#include <thread>
+#include <vector>
+
+namespace saslguard::testing {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr int kStartAttempts = 5;
+
+void writeFile(const fs::path& path, const std::string& content) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << content;
+  if (!out) throw std::runtime_error("cannot write " + path.string());
+}
+
+// Runs a shell command with its output appended to `log`; throws with the log when it fails.
+void run(const std::string& command, const fs::path& log) {
+  const auto full = command + " >>" + log.string() + " 2>&1";
+  if (std::system(full.c_str()) != 0) {
+    std::ifstream in(log);
+    std::stringstream text;
+    text << in.rdbuf();
+    throw std::runtime_error("failed: " + command + "\n" + text.str());
+  }
+}
+
+bool acceptsConnections(unsigned short port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(port);
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  const bool connected = ::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0;
+  ::close(fd);
+  return connected;
+}
+
+// ldapi:// URLs carry the socket path percent-encoded in the host part.
+std::string percentEncodedPath(const std::string& path) {
+  std::string encoded;
+  for (const char c : path) encoded += c == '/' ? std::string("%2F") : std::string(1, c);
+  return encoded;
+}
+
+}  // namespace
+
+unsigned short freeTcpPort() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) throw std::runtime_error("socket() failed");
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t length = sizeof address;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0 ||
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) != 0) {
+    ::close(fd);
+    throw std::runtime_error("cannot bind a TCP socket on 127.0.0.1");
+  }
+  ::close(fd);
+  return ntohs(address.sin_port);
+}
+
+std::string Slapd::sampleLdif() {
+  return R"(dn: dc=example,dc=test
+objectClass: dcObject
+objectClass: organization
+dc: example
+o: Example
+
+dn: ou=people,dc=example,dc=test
+objectClass: organizationalUnit
+ou: people
+
+dn: uid=alice,ou=people,dc=example,dc=test
+objectClass: inetOrgPerson
+objectClass: inetLocalMailRecipient
+uid: alice
+cn: Alice
+sn: A
+mail: alice@example.test
+mailLocalAddress: alice.alias@example.test
+mailLocalAddress: sales@example.test
+mailRoutingAddress: alice@example.test
+
+dn: uid=bob,ou=people,dc=example,dc=test
+objectClass: inetOrgPerson
+objectClass: inetLocalMailRecipient
+uid: bob
+cn: Bob
+sn: B
+mail: bob@example.test
+mailLocalAddress: team@example.test
+
+dn: uid=Carol,ou=people,dc=example,dc=test
+objectClass: inetOrgPerson
+objectClass: inetLocalMailRecipient
+uid: Carol
+cn: Carol
+sn: C
+mail: carol@example.test
+mailLocalAddress: team@example.test
+
+dn: cn=Juergen,ou=people,dc=example,dc=test
+objectClass: inetOrgPerson
+uid:: asO8cmdlbg==
+cn: Juergen
+sn: J
+mail: juergen@example.test
+
+dn: cn=Weird,ou=people,dc=example,dc=test
+objectClass: inetOrgPerson
+uid: we*ird(uid)\name
+cn: Weird
+sn: W
+mail: weird@example.test
+)";
+}
+
+Slapd::Slapd(SlapdOptions options) : options_(std::move(options)) {
+  if (options_.ldif.empty()) options_.ldif = sampleLdif();
+  fs::create_directories(dir_ / "db");
+  if (options_.tls) writeCertificates();
+  writeConfiguration();
+  writeFile(dir_ / "data.ldif", options_.ldif);
+  run("slapadd -q -f " + (dir_ / "slapd.conf").string() + " -l " + (dir_ / "data.ldif").string(),
+      dir_ / "slapadd.log");
+  for (int attempt = 0; attempt < kStartAttempts; ++attempt) {
+    port_ = freeTcpPort();
+    tls_port_ = options_.tls ? freeTcpPort() : 0;
+    if (launch()) return;
+  }
+  throw std::runtime_error("slapd did not start; its log:\n" + log());
+}
+
+Slapd::~Slapd() {
+  stop();
+}
+
+std::string Slapd::ldapiUri() const {
+  return "ldapi://" + percentEncodedPath((dir_ / "ldapi").string());
+}
+
+void Slapd::writeCertificates() {
+  // A CA, and a server certificate it signed for 127.0.0.1 (as IP and DNS SAN: GnuTLS matches
+  // an IP host against IP SANs only). openssl 3 writes PKCS#8 keys, which GnuTLS reads.
+  const auto dir = dir_.path().string();
+  const auto log = dir_ / "openssl.log";
+  writeFile(dir_ / "server.ext",
+            "basicConstraints=CA:FALSE\n"
+            "keyUsage=digitalSignature,keyEncipherment\n"
+            "extendedKeyUsage=serverAuth\n"
+            "subjectAltName=IP:127.0.0.1,DNS:localhost\n");
+  run("openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj '/CN=saslguard test CA' -keyout " +
+          dir + "/ca.key -out " + dir + "/ca.pem",
+      log);
+  run("openssl req -newkey rsa:2048 -nodes -subj '/CN=127.0.0.1' -keyout " + dir +
+          "/server.key -out " + dir + "/server.csr",
+      log);
+  run("openssl x509 -req -days 2 -in " + dir + "/server.csr -CA " + dir + "/ca.pem -CAkey " + dir +
+          "/ca.key -CAcreateserial -extfile " + dir + "/server.ext -out " + dir + "/server.pem",
+      log);
+}
+
+void Slapd::writeConfiguration() {
+  const auto dir = dir_.path().string();
+  std::ostringstream conf;
+  for (const char* schema : {"core", "cosine", "inetorgperson", "nis", "misc"}) {
+    conf << "include /etc/ldap/schema/" << schema << ".schema\n";
+  }
+  conf << "modulepath /usr/lib/ldap\n"
+       << "moduleload back_mdb\n"
+       << "pidfile " << dir << "/slapd.pid\n"
+       << "argsfile " << dir << "/slapd.args\n";
+  if (options_.tls) {
+    conf << "TLSCACertificateFile " << dir << "/ca.pem\n"
+         << "TLSCertificateFile " << dir << "/server.pem\n"
+         << "TLSCertificateKeyFile " << dir << "/server.key\n";
+  }
+  conf << "database mdb\n"
+       << "maxsize 10485760\n"
+       << "suffix \"" << kSuffix << "\"\n"
+       << "rootdn \"" << kRootDn << "\"\n"
+       << "rootpw " << kRootPassword << "\n"
+       << "directory " << dir << "/db\n"
+       << "index objectClass,uid,mail,mailLocalAddress eq\n"
+       << "access to * by * read\n";
+  writeFile(dir_ / "slapd.conf", conf.str());
+}
+
+bool Slapd::launch() {
+  std::string listeners = uri() + "/";
+  if (options_.tls) listeners += " " + ldapsUri() + "/";
+  if (options_.ldapi) listeners += " " + ldapiUri();
+  std::vector<std::string> args{kBinary, "-f", (dir_ / "slapd.conf").string(), "-h", listeners,
+                                "-d",    "0"};
+  const auto log_path = (dir_ / "slapd.log").string();
+  // Everything the child needs is built before fork(): between fork and exec it only makes
+  // system calls (another thread may hold the allocator's lock).
+  std::vector<char*> argv;
+  for (auto& arg : args) argv.push_back(arg.data());
+  argv.push_back(nullptr);
+  pid_ = ::fork();
+  if (pid_ < 0) throw std::runtime_error("fork failed");
+  if (pid_ == 0) {
+    const int out = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    ::dup2(out, 1);
+    ::dup2(out, 2);
+    const int devnull = ::open("/dev/null", O_RDONLY);
+    ::dup2(devnull, 0);
+    ::execv(kBinary, argv.data());
+    ::_exit(127);
+  }
+  paused_ = false;
+  if (waitUntilAnswering(std::chrono::seconds(10))) return true;
+  if (pid_ > 0) stop();
+  return false;
+}
+
+bool Slapd::waitUntilAnswering(std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (acceptsConnections(port_) && (!options_.tls || acceptsConnections(tls_port_))) {
+      return true;
+    }
+    int status = 0;
+    if (::waitpid(pid_, &status, WNOHANG) == pid_) {  // exited: a port was taken, or bad config
+      pid_ = -1;
+      return false;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return false;
+}
+
+void Slapd::start() {
+  if (pid_ > 0) return;
+  // The same ports, which a client reconnects to; slapd sets SO_REUSEADDR, so the old
+  // connections in TIME_WAIT do not block the bind. Another process may have taken the port
+  // meanwhile, hence a few tries.
+  for (int attempt = 0; attempt < kStartAttempts; ++attempt) {
+    if (launch()) return;
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  throw std::runtime_error("slapd did not restart; its log:\n" + log());
+}
+
+void Slapd::stop() {
+  if (pid_ <= 0) return;
+  ::kill(pid_, SIGTERM);
+  if (paused_) ::kill(pid_, SIGCONT);  // a stopped process acts on SIGTERM only once continued
+  paused_ = false;
+  int status = 0;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (::waitpid(pid_, &status, WNOHANG) == 0) {
+    if (std::chrono::steady_clock::now() > deadline) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, &status, 0);
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  pid_ = -1;
+}
+
+void Slapd::pause() {
+  if (pid_ <= 0 || paused_) return;
+  ::kill(pid_, SIGSTOP);
+  paused_ = true;
+}
+
+void Slapd::resume() {
+  if (pid_ <= 0 || !paused_) return;
+  ::kill(pid_, SIGCONT);
+  paused_ = false;
+}
+
+std::string Slapd::log() const {
+  std::ifstream in(dir_ / "slapd.log", std::ios::binary);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+}  // namespace saslguard::testing
