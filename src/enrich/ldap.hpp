@@ -18,10 +18,12 @@
 namespace saslguard::enrich {
 
 struct LdapOptions {
-  std::vector<std::string>
-      uris;  // "ldap://127.0.0.1:389", "ldaps://ldap.example.org"; tried in order
-  std::string bind_method =
-      "simple";  // simple (bind_dn/bind_password; empty dn: anonymous) | external
+  // "ldap://127.0.0.1:389", "ldaps://ldap.example.org", "ldapi://%2Frun%2Fslapd%2Fldapi";
+  // tried in order (after one timed out, new connections start at the next one).
+  std::vector<std::string> uris;
+  // simple (bind_dn/bind_password; empty dn: anonymous) | external (SASL EXTERNAL: the TLS client
+  // certificate, or the peer credentials on ldapi://).
+  std::string bind_method = "simple";
   std::string bind_dn;
   std::string bind_password;  // never logged
   bool starttls = false;      // on ldap:// URIs; ldaps:// is TLS from the start
