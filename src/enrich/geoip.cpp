@@ -1,6 +1,6 @@
 // geoip.cpp — GeoIpDatabase on libmaxminddb: each opened file is an immutable OpenedDatabase held
-// by a std::atomic<std::shared_ptr>, so a reload swaps the pointer while lookups in progress keep
-// their database mapped until they finish. Also the special-address table (RFC 6890 and friends).
+// by a shared_ptr swapped atomically, so a reload replaces the pointer while lookups in progress
+// keep their database mapped until they finish. Also the special-address table (RFC 6890).
 #include "enrich/geoip.hpp"
 
 #include <arpa/inet.h>
@@ -10,11 +10,11 @@
 #include <sys/stat.h>
 
 #include <array>
-#include <atomic>
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
 #include <ctime>
+#include <memory>  // std::atomic_load/atomic_store for shared_ptr
 #include <mutex>
 
 #include "common/guarded.hpp"
@@ -133,6 +133,7 @@ bool isSpecial(const ParsedAddress& address) {
 // What tells us the file changed: a replacement by rename (geoipupdate, our tests) gives a new
 // inode; a rewrite in place changes size or mtime (nanoseconds).
 struct FileIdentity {
+  bool regular_file = false;
   dev_t device = 0;
   ino_t inode = 0;
   off_t size_bytes = 0;
@@ -145,10 +146,11 @@ struct FileIdentity {
 Result<FileIdentity> identityOf(const fs::path& path) {
   struct stat status {};
   if (::stat(path.c_str(), &status) != 0) {
-    return fail("cannot open GeoIP database " + path.string() + ": " + std::strerror(errno));
+    return fail("cannot open GeoIP database " + path.string() + ": " +
+                MMDB_strerror(MMDB_FILE_OPEN_ERROR) + " (" + std::strerror(errno) + ")");
   }
-  return FileIdentity{status.st_dev, status.st_ino, status.st_size, status.st_mtim.tv_sec,
-                      status.st_mtim.tv_nsec};
+  return FileIdentity{S_ISREG(status.st_mode), status.st_dev,         status.st_ino,
+                      status.st_size,          status.st_mtim.tv_sec, status.st_mtim.tv_nsec};
 }
 
 // One opened file; never changes after open(). The MMDB_s lives inside this object (it must not
@@ -163,6 +165,14 @@ class OpenedDatabase {
   static Result<SharedPtr> open(const fs::path& path) {
     auto identity = identityOf(path);
     if (!identity) return tl::unexpected(identity.error());
+    // libmaxminddb would say "An attempt to read data from the MaxMind DB file failed" for both
+    // (mmap fails with ENODEV / EINVAL); an operator deserves the plain reason.
+    if (!identity->regular_file) {
+      return fail("cannot open GeoIP database " + path.string() + ": not a regular file");
+    }
+    if (identity->size_bytes == 0) {
+      return fail("cannot open GeoIP database " + path.string() + ": the file is empty");
+    }
     auto database = std::make_shared<OpenedDatabase>(*identity);
     errno = 0;
     const int status = MMDB_open(path.c_str(), MMDB_MODE_MMAP, &database->mmdb_);
@@ -250,7 +260,7 @@ class MaxMindGeoIpDatabase final : public GeoIpDatabase {
     if (!parsed || isSpecial(*parsed)) return std::nullopt;
     // Counted only when the database is consulted, so the counter measures database work.
     SASLGUARD_COUNT(geoip_lookups_total);
-    const OpenedDatabase::SharedPtr database = current_.load();
+    const OpenedDatabase::SharedPtr database = std::atomic_load(&current_);
     return database->countryOf(*parsed);
   }
 
@@ -259,7 +269,7 @@ class MaxMindGeoIpDatabase final : public GeoIpDatabase {
     auto identity = identityOf(path_);
     // A missing file counts as one more identity (all zeros) so that it, too, is reported once.
     const FileIdentity seen = identity ? *identity : FileIdentity{};
-    if (identity && seen == current_.load()->identity()) {
+    if (identity && seen == std::atomic_load(&current_)->identity()) {
       state->failed_identity.reset();
       return false;
     }
@@ -276,13 +286,13 @@ class MaxMindGeoIpDatabase final : public GeoIpDatabase {
       return fail(opened.error().message + " (still using the previous database)");
     }
     state->failed_identity.reset();
-    current_.store(std::move(*opened));
+    std::atomic_store(&current_, std::move(*opened));
     SASLGUARD_COUNT(geoip_reloads_total);
     return true;
   }
 
   std::string description() const override {
-    const OpenedDatabase::SharedPtr database = current_.load();
+    const OpenedDatabase::SharedPtr database = std::atomic_load(&current_);
     const auto& metadata = database->metadata();
     const char* type = metadata.database_type != nullptr ? metadata.database_type : "unknown";
     return std::string(type) + ", built " + utcDate(metadata.build_epoch) + ", " + path_.string();
@@ -294,7 +304,11 @@ class MaxMindGeoIpDatabase final : public GeoIpDatabase {
   };
 
   const fs::path path_;
-  std::atomic<OpenedDatabase::SharedPtr> current_;
+  // Only through std::atomic_load/atomic_store. Not std::atomic<std::shared_ptr>: libstdc++ 12
+  // unlocks it with a relaxed RMW in load(), which ThreadSanitizer reports as a race against
+  // store() (google/sanitizers#1558); the free functions lock libstdc++'s mutex pool and keep
+  // TSan runs clean. Either way a lookup only holds a lock to copy the pointer.
+  OpenedDatabase::SharedPtr current_;
   Guarded<ReloadState> reload_state_;  // serialises reloadIfChanged() callers
 };
 
