@@ -23,7 +23,6 @@ namespace {
 
 namespace fs = std::filesystem;
 using testing::MmdbNetworks;
-using testing::MmdbRecord;
 using testing::TempDir;
 
 std::uint64_t counter(std::string_view name) {
