@@ -182,6 +182,60 @@ std::vector<Option> buildTable() {
       .oneOf({"skip", "evaluate"})
       .help("requests without SASL login: skip answers DUNNO; evaluate uses the sender");
 
+  SASLGUARD_OPTION(ldap, enabled).help("map each identity to its account through LDAP");
+  SASLGUARD_OPTION(ldap, uris)
+      .checkedBy(+[](std::string_view text) -> Result<void> {
+        for (const std::string_view scheme : {"ldap://", "ldaps://", "ldapi://"}) {
+          if (text.starts_with(scheme)) return {};
+        }
+        return fail("expected ldap://host:port, ldaps://host:port or ldapi://");
+      })
+      .help("directory servers, tried in order");
+  SASLGUARD_OPTION(ldap, bind_method)
+      .oneOf({"simple", "external"})
+      .help("simple: bind_dn and its password (none: anonymous); external: SASL EXTERNAL");
+  SASLGUARD_OPTION(ldap, bind_dn).help("DN to bind as (simple bind)");
+  SASLGUARD_OPTION(ldap, bind_password_file)
+      .checkedBy(+[](std::string_view text) -> Result<void> {
+        if (text.empty() || text.starts_with('/')) return {};
+        return fail("expected an absolute path");
+      })
+      .help("file whose first line is the bind password");
+  SASLGUARD_OPTION(ldap, starttls).help("StartTLS on ldap:// URIs (ldaps:// is TLS anyway)");
+  SASLGUARD_OPTION(ldap, ca_file)
+      .help("CA certificates (PEM) the server certificate must chain to");
+  SASLGUARD_OPTION(ldap, cert_file).help("client certificate (PEM), for TLS and SASL EXTERNAL");
+  SASLGUARD_OPTION(ldap, key_file).help("key of the client certificate (PEM)");
+  SASLGUARD_OPTION(ldap, tls_skip_verify)
+      .help("accept any server certificate (tests only: it allows a man in the middle)");
+  SASLGUARD_OPTION(ldap, base_dn).help("where the search starts");
+  SASLGUARD_OPTION(ldap, scope).oneOf({"base", "one", "sub"}).help("search scope");
+  SASLGUARD_OPTION(ldap, filter)
+      .checkedBy(+[](std::string_view text) -> Result<void> {
+        if (text.find("%s") != std::string_view::npos) return {};
+        return fail("expected a filter with %s where the identity goes");
+      })
+      .help("search filter; each %s is the identity, escaped (RFC 4515)");
+  SASLGUARD_OPTION(ldap, result_attribute).help("attribute whose first value is the account");
+  SASLGUARD_OPTION(ldap, timeout_ms).range(100, 60000).help("time allowed for one search");
+  SASLGUARD_OPTION(ldap, pool_size)
+      .range(1, 64)
+      .help("searches at once (threads, each with its connection)");
+  SASLGUARD_OPTION(ldap, max_queued)
+      .range(1, 1000000)
+      .help("searches waiting for a connection at most; more fail at once");
+  SASLGUARD_OPTION(ldap, cache_ttl_s).range(0, 86400).help("how long a mapping is cached");
+  SASLGUARD_OPTION(ldap, negative_cache_ttl_s)
+      .range(0, 86400)
+      .help("how long \"no such entry\" is cached");
+  SASLGUARD_OPTION(ldap, cache_entries).range(1, 100000000).help("mappings cached at most");
+  SASLGUARD_OPTION(ldap, not_found)
+      .oneOf({"keep", "skip"})
+      .help("no entry: keep the identity as the account, or skip the request (DUNNO)");
+  SASLGUARD_OPTION(ldap, failure_action)
+      .oneOf({"DUNNO", "DEFER"})
+      .help("directory down or slow: DUNNO (the request is not evaluated) or DEFER");
+
   SASLGUARD_OPTION(lists, allow_accounts).help("accounts never evaluated (always DUNNO)");
   SASLGUARD_OPTION(lists, allow_networks)
       .checkedBy(checkNetwork)
@@ -703,6 +757,9 @@ std::string sectionHelp(std::string_view section) {
       {"protocol", "Limits on what Postfix may send in one policy request."},
       {"log", "Where the daemon logs and how much."},
       {"identity", "Which account a request belongs to."},
+      {"ldap",
+       "Maps each identity (a login or an alias) to its account through LDAP, before anything "
+       "else: every detector, the registry and the API then see one account per person."},
       {"lists", "Requests that are never evaluated."},
       {"replies", "Text sent to Postfix with each action, enhanced status code first."},
       {"registry", "Accounts marked compromised, answered before any detector runs."},

@@ -48,6 +48,33 @@ struct IdentitySettings {
   std::string unauthenticated = "skip";
 };
 
+// Maps the identity (a login or an alias) to its account through LDAP before anything else, so
+// every detector, the registry and the API see one account per person (geoip-policyd's mapping).
+struct LdapSettings {
+  bool enabled = false;
+  std::vector<std::string> uris{"ldap://127.0.0.1:389"};  // tried in order
+  std::string bind_method = "simple";  // simple (bind_dn; none: anonymous) | external (SASL)
+  std::string bind_dn;
+  std::string bind_password_file;  // its first line is the bind password
+  bool starttls = false;
+  std::string ca_file;
+  std::string cert_file;
+  std::string key_file;
+  bool tls_skip_verify = false;
+  std::string base_dn;
+  std::string scope = "sub";  // base | one | sub
+  std::string filter = "(|(uid=%s)(mail=%s)(mailLocalAddress=%s))";
+  std::string result_attribute = "uid";
+  int timeout_ms = 3000;
+  int pool_size = 4;
+  int max_queued = 1000;
+  int cache_ttl_s = 300;
+  int negative_cache_ttl_s = 60;
+  int cache_entries = 100000;
+  std::string not_found = "keep";        // keep the identity | skip the request (DUNNO)
+  std::string failure_action = "DUNNO";  // DUNNO (fail open, unmapped identity skipped) | DEFER
+};
+
 struct ListsSettings {
   std::vector<std::string> allow_accounts;  // never evaluated
   std::vector<std::string> allow_networks;  // client addresses/CIDRs never evaluated
@@ -213,6 +240,7 @@ struct Settings {
   ProtocolSettings protocol;
   LogSettings log;
   IdentitySettings identity;
+  LdapSettings ldap;
   ListsSettings lists;
   RepliesSettings replies;
   RegistrySettings registry;

@@ -468,11 +468,14 @@ void AresChannel::warn(WarningThrottle& throttle, const std::string& name,
     ++throttle.suppressed;
     return;
   }
+  // Not the name: for keyed zones it holds the API key, which must never reach a log. The
+  // caller (the reputation detector) logs which zone failed.
+  (void)name;
   if (throttle.suppressed == 0) {
-    spdlog::warn("DNS lookup of {} failed: {}", name, error);
+    spdlog::warn("DNS lookup failed: {}", error);
   } else {
-    spdlog::warn("DNS lookup of {} failed: {} ({} more like it since the last warning)", name,
-                 error, throttle.suppressed);
+    spdlog::warn("DNS lookup failed: {} ({} more like it since the last warning)", error,
+                 throttle.suppressed);
   }
   throttle.last = now;
   throttle.suppressed = 0;

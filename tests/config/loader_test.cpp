@@ -228,7 +228,8 @@ TEST(Environment, ErrorsNameTheVariable) {
 TEST(Environment, AMisspeltOptionVariableIsAnError) {
   LoadRequest request;
   request.config_path = "/nonexistent/saslguard.toml";
-  request.environment = {"SASLGUARD_SERVER_MAX_CONECTIONS=10", "SASLGUARD_DETECTORS_NOPE_ENABLED=1"};
+  request.environment = {"SASLGUARD_SERVER_MAX_CONECTIONS=10",
+                         "SASLGUARD_DETECTORS_NOPE_ENABLED=1"};
   EXPECT_EQ(errorsOf(request),
             "env SASLGUARD_SERVER_MAX_CONECTIONS: unknown option (did you mean "
             "SASLGUARD_SERVER_MAX_CONNECTIONS?)\n"
