@@ -19,6 +19,36 @@ enrich::DnsOptions dnsOptionsFrom(const config::DnsSettings& settings) {
   return options;
 }
 
+Result<std::shared_ptr<enrich::LdapMapper>> makeLdapMapper(const config::LdapSettings& settings) {
+  enrich::LdapOptions options;
+  options.uris = settings.uris;
+  options.bind_method = settings.bind_method;
+  options.bind_dn = settings.bind_dn;
+  if (!settings.bind_password_file.empty()) {
+    auto password = readFirstLine(settings.bind_password_file, "ldap.bind_password_file");
+    if (!password) return tl::unexpected(password.error());
+    options.bind_password = std::move(*password);
+  }
+  options.starttls = settings.starttls;
+  options.ca_file = settings.ca_file;
+  options.cert_file = settings.cert_file;
+  options.key_file = settings.key_file;
+  options.tls_skip_verify = settings.tls_skip_verify;
+  options.base_dn = settings.base_dn;
+  options.scope = settings.scope;
+  options.filter = settings.filter;
+  options.result_attribute = settings.result_attribute;
+  options.timeout = std::chrono::milliseconds(settings.timeout_ms);
+  options.pool_size = static_cast<std::size_t>(settings.pool_size);
+  options.max_queued = static_cast<std::size_t>(settings.max_queued);
+  options.cache_ttl = std::chrono::seconds(settings.cache_ttl_s);
+  options.negative_cache_ttl = std::chrono::seconds(settings.negative_cache_ttl_s);
+  options.cache_entries = static_cast<std::size_t>(settings.cache_entries);
+  auto mapper = enrich::LdapMapper::create(std::move(options));
+  if (!mapper) return fail("ldap: " + mapper.error().message);
+  return mapper;
+}
+
 Result<std::unique_ptr<notify::Notifier>> makeNotifier(const config::NotifySettings& settings) {
   notify::HookOptions hook;
   hook.command = settings.hook_command;

@@ -30,14 +30,26 @@ Result<PipelinePtr> Pipeline::buildWith(config::SettingsPtr settings, store::Sto
                                         RecentDecisions& recent,
                                         std::vector<ConfiguredDetector> detectors,
                                         eventlog::EventSink* events, notify::Notifier* notifier) {
+  std::shared_ptr<enrich::LdapMapper> ldap;
+  if (settings->ldap.enabled) {
+    auto mapper = makeLdapMapper(settings->ldap);
+    if (!mapper) return tl::unexpected(mapper.error());
+    ldap = std::move(*mapper);
+  }
   IdentityResolver identity(settings->identity);
   auto allow = AllowLists::build(settings->lists, identity);
   if (!allow) return tl::unexpected(allow.error());
   if (!protocol::parseAction(settings->registry.action)) {
     return fail("registry.action: unknown action '" + settings->registry.action + "'");
   }
-  return PipelinePtr(new Pipeline(std::move(settings), store, recent, std::move(*allow),
-                                  std::move(detectors), events, notifier));
+  auto pipeline = new Pipeline(std::move(settings), store, recent, std::move(*allow),
+                               std::move(detectors), events, notifier);
+  pipeline->ldap_ = std::move(ldap);
+  pipeline->ldap_skip_unknown_ = pipeline->settings_->ldap.not_found == "skip";
+  pipeline->ldap_failure_action_ =
+      pipeline->settings_->ldap.failure_action == "DEFER" ? Action::Defer : Action::Dunno;
+  pipeline->has_lookups_ = pipeline->has_lookups_ || pipeline->ldap_ != nullptr;
+  return PipelinePtr(pipeline);
 }
 
 Pipeline::Pipeline(config::SettingsPtr settings, store::Store& store, RecentDecisions& recent,
@@ -60,10 +72,34 @@ Pipeline::Pipeline(config::SettingsPtr settings, store::Store& store, RecentDeci
 
 Pipeline::~Pipeline() = default;
 
-bool Pipeline::needsLookups(const protocol::Request& request, TimePoint now) const {
+Pipeline::Mapping Pipeline::applyMapping(Identity& identity, const Lookups* lookups) const {
+  if (ldap_ == nullptr) return Mapping::kOk;
+  std::optional<enrich::LdapAnswer> answer;
+  if (lookups != nullptr && lookups->mapping) answer = lookups->mapping;
+  if (!answer) answer = ldap_->cached(identity.account);
+  if (!answer) return Mapping::kFailed;  // not looked up (or evicted since): as a failure
+  switch (answer->status) {
+    case enrich::LdapStatus::kMapped:
+      identity.account = answer->account;
+      return Mapping::kOk;
+    case enrich::LdapStatus::kNotFound:
+      return ldap_skip_unknown_ ? Mapping::kSkip : Mapping::kOk;
+    case enrich::LdapStatus::kFailed:
+      break;
+  }
+  return Mapping::kFailed;
+}
+
+bool Pipeline::needsLookups(const protocol::Request& request, TimePoint now,
+                            bool detector_lookups) const {
   if (!has_lookups_) return false;
-  const auto identity = identity_.resolve(request);
-  if (!identity || !allow_.match(request, *identity).empty()) return false;
+  auto identity = identity_.resolve(request);
+  if (!identity) return false;
+  if (ldap_ != nullptr) {
+    if (!ldap_->cached(identity->account)) return true;
+    if (applyMapping(*identity, nullptr) != Mapping::kOk) return false;
+  }
+  if (!detector_lookups || !allow_.match(request, *identity).empty()) return false;
   const DetectorContext context{request, *identity, now};
   bool wanted = false;
   for (const auto& configured : detectors_)
@@ -76,10 +112,19 @@ bool Pipeline::needsLookups(const protocol::Request& request, TimePoint now) con
 }
 
 boost::asio::awaitable<Lookups> Pipeline::lookups(const protocol::Request& request, TimePoint now,
-                                                  const Enrichers& enrichers) const {
+                                                  const Enrichers& enrichers,
+                                                  bool detector_lookups) const {
   Lookups lookups;
-  const auto identity = identity_.resolve(request);
+  auto identity = identity_.resolve(request);
   if (!identity) co_return lookups;
+  if (ldap_ != nullptr) {
+    auto answer = ldap_->cached(identity->account);
+    if (!answer) answer = co_await ldap_->map(identity->account);
+    lookups.mapping = std::move(answer);
+    lookups.failed = lookups.mapping->status == enrich::LdapStatus::kFailed;
+    if (applyMapping(*identity, &lookups) != Mapping::kOk) co_return lookups;
+  }
+  if (!detector_lookups || !allow_.match(request, *identity).empty()) co_return lookups;
   const DetectorContext context{request, *identity, now};
   for (std::size_t i = 0; i < detectors_.size(); ++i) {
     const auto& detector = *detectors_[i].detector;
@@ -95,19 +140,35 @@ Action Pipeline::decide(const protocol::Request& request, TimePoint now, std::st
                         const Lookups* lookups) const {
   const auto started = std::chrono::steady_clock::now();
 
-  // 1. identity
-  const auto identity = identity_.resolve(request);
+  // 1. identity, mapped through LDAP when configured
+  auto identity = identity_.resolve(request);
   if (!identity) {
     SASLGUARD_COUNT(unauthenticated_total);
     protocol::appendReply(reply, Action::Dunno, {});
     return Action::Dunno;
   }
+  const auto mapping = applyMapping(*identity, lookups);
   DecisionRecord record;
   record.at = now;
   record.account = identity->account;
   record.stage = request.stage();
   record.instance = request.get(Attr::instance);
   record.client_address = request.get(Attr::client_address);
+  if (mapping == Mapping::kSkip) {
+    record.outcome = "ldap-unknown";
+    return finish(record, Action::Dunno, {}, started, reply);
+  }
+  if (mapping == Mapping::kFailed) {
+    SASLGUARD_COUNT(ldap_failures_total);
+    const auto* answer = lookups != nullptr && lookups->mapping ? &*lookups->mapping : nullptr;
+    if (log::peerWarningAllowed()) {
+      spdlog::warn("LDAP mapping of {} failed: {} (answering {})", quoteForLog(identity->account),
+                   answer != nullptr ? answer->error : std::string("no answer"),
+                   protocol::actionName(ldap_failure_action_));
+    }
+    record.outcome = "ldap-error";
+    return finish(record, ldap_failure_action_, defaultText(ldap_failure_action_), started, reply);
+  }
 
   // 2. allow lists
   if (!allow_.match(request, *identity).empty()) {

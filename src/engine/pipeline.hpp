@@ -15,12 +15,14 @@
 #include "engine/detector.hpp"
 #include "engine/identity.hpp"
 #include "engine/lists.hpp"
+#include "enrich/ldap.hpp"
 #include "eventlog/event.hpp"
 #include "store/store.hpp"
 
 namespace saslguard::enrich {
 class DnsCache;
 struct DnsOptions;
+class LdapMapper;
 }  // namespace saslguard::enrich
 namespace saslguard::notify {
 class Notifier;
@@ -32,6 +34,8 @@ namespace saslguard::engine {
 struct Lookups {
   boost::container::small_vector<std::pair<std::size_t, Verdict>, 2> verdicts;
   bool failed = false;  // a lookup failed (the request may be looked up again)
+  // The LDAP mapping of the identity, when [ldap] is on and it was not cached.
+  std::optional<enrich::LdapAnswer> mapping;
 };
 
 class Pipeline {
@@ -54,10 +58,17 @@ class Pipeline {
   bool hasLookups() const { return has_lookups_; }
   // Whether `request` needs lookups() before decide(): an authenticated account, not allow-listed,
   // not marked compromised, and a detector that asks for one.
-  bool needsLookups(const protocol::Request& request, TimePoint now) const;
-  // Runs the lookups of the detectors that want one; always completes (DNS timeouts bound it).
+  // `detector_lookups` false: only the identity mapping (a later request of a message whose
+  // first RCPT was looked up already).
+  bool needsLookups(const protocol::Request& request, TimePoint now,
+                    bool detector_lookups = true) const;
+  // Maps the identity through LDAP (when on and not cached), then runs the lookups of the
+  // detectors that want one; always completes (DNS and LDAP timeouts bound it).
   boost::asio::awaitable<Lookups> lookups(const protocol::Request& request, TimePoint now,
-                                          const Enrichers& enrichers) const;
+                                          const Enrichers& enrichers,
+                                          bool detector_lookups = true) const;
+  // Whether identities are mapped through LDAP (every request may need a lookup then).
+  bool mapsIdentities() const { return ldap_ != nullptr; }
   // The resolver configuration and the answer cache this pipeline's workers share.
   const enrich::DnsOptions& dnsOptions() const { return *dns_options_; }
   const std::shared_ptr<enrich::DnsCache>& dnsCache() const { return dns_cache_; }
@@ -78,6 +89,10 @@ class Pipeline {
            notify::Notifier* notifier);
 
   std::string_view defaultText(Action action) const;
+  // The account after the LDAP mapping: the mapping `lookups` brought, else a cached one.
+  // nullopt answer: the mapping failed or was not available (`problem` says which reply).
+  enum class Mapping { kOk, kSkip, kFailed };
+  Mapping applyMapping(Identity& identity, const Lookups* lookups) const;
   void recordMark(const Identity& identity, const Verdict& verdict,
                   const protocol::Request& request, TimePoint now, DecisionRecord& record) const;
   void logCounted(const protocol::Request& request, const DecisionRecord& record,
@@ -93,6 +108,9 @@ class Pipeline {
   bool has_lookups_ = false;
   std::unique_ptr<enrich::DnsOptions> dns_options_;
   std::shared_ptr<enrich::DnsCache> dns_cache_;
+  std::shared_ptr<enrich::LdapMapper> ldap_;
+  bool ldap_skip_unknown_ = false;
+  Action ldap_failure_action_ = Action::Dunno;
   IdentityResolver identity_;
   AllowLists allow_;
   std::vector<ConfiguredDetector> detectors_;

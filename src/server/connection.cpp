@@ -68,12 +68,16 @@ bool Connection::answer(std::string_view input, std::size_t& consumed) {
       case protocol::ParseStatus::Complete: {
         const auto now = Clock::now();
         // Lookups once per message: Postfix sends all of a message's requests on one connection.
-        if (pipeline.hasLookups() &&
-            request_.get(protocol::Attr::instance) != looked_up_instance_ &&
-            pipeline.needsLookups(request_, now)) {
-          looked_up_instance_ = request_.get(protocol::Attr::instance);
-          consumed += outcome.consumed;
-          return true;
+        if (pipeline.hasLookups()) {
+          const bool first_of_message =
+              request_.get(protocol::Attr::instance) != looked_up_instance_;
+          if ((first_of_message || pipeline.mapsIdentities()) &&
+              pipeline.needsLookups(request_, now, first_of_message)) {
+            if (first_of_message) looked_up_instance_ = request_.get(protocol::Attr::instance);
+            detector_lookups_ = first_of_message;
+            consumed += outcome.consumed;
+            return true;
+          }
         }
         countReply(pipeline.decide(request_, now, output_));
         break;
@@ -112,8 +116,8 @@ asio::awaitable<void> Connection::run() {
         // pipeline is held: a reload during the lookup must not free it.
         const auto pipeline = worker_.pipeline;
         const auto now = Clock::now();
-        const auto lookups =
-            co_await pipeline->lookups(request_, now, worker_.enrichersFor(*pipeline));
+        const auto lookups = co_await pipeline->lookups(
+            request_, now, worker_.enrichersFor(*pipeline), detector_lookups_);
         if (lookups.failed) looked_up_instance_.clear();  // the next RCPT tries again
         countReply(pipeline->decide(request_, now, output_, &lookups));
       }

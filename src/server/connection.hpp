@@ -42,6 +42,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::string output_;
   bool waiting_for_request_ = false;
   std::string looked_up_instance_;  // the message whose first RCPT was looked up
+  bool detector_lookups_ = true;    // the pending lookups include the detectors' (first RCPT)
   std::chrono::steady_clock::time_point last_activity_;
 };
 
