@@ -620,6 +620,25 @@ TEST(LdapServerOutage, HungServerFailsWithinTheTimeout) {
   EXPECT_EQ(back.account, "bob") << back.error;
 }
 
+TEST(LdapServerOutage, AfterAHungServerTheNextSearchUsesTheNextUri) {
+  Slapd hung;
+  Slapd healthy;
+  auto options = optionsFor(hung.uri());
+  options.uris.push_back(healthy.uri());
+  options.pool_size = 1;
+  options.timeout = milliseconds(1000);
+  auto mapper = makeMapper(options);
+  ASSERT_EQ(mapOnce(*mapper, "alice").account, "alice");  // on the first URI
+
+  hung.pause();
+  EXPECT_EQ(mapOnce(*mapper, "bob").status, LdapStatus::kFailed);  // waited for the timeout
+  const auto start = SteadyClock::now();
+  const auto moved = mapOnce(*mapper, "bob");
+  EXPECT_EQ(moved.account, "bob") << moved.error;
+  EXPECT_LT(since(start), milliseconds(500));  // straight to the second URI
+  hung.resume();
+}
+
 TEST(LdapQueue, FullQueueFailsAtOnce) {
   Slapd server;
   auto options = optionsFor(server.uri());
