@@ -319,6 +319,330 @@ ImportResult importAbusixAuthPpd(std::string_view text, std::string_view source,
   return result;
 }
 
+namespace {
+
+// geoip-policyd's flags by long name; short flags and environment names map onto these.
+const std::map<std::string, std::string, std::less<>>& geoipShortFlags() {
+  static const std::map<std::string, std::string, std::less<>> kShort{
+      {"a", "server-address"}, {"p", "server-port"}, {"A", "redis-address"},
+      {"P", "redis-port"},     {"g", "geoip-path"},  {"c", "custom-settings-path"},
+      {"v", "verbose"}};
+  return kShort;
+}
+
+bool geoipBooleanFlag(std::string_view name) {
+  static const std::vector<std::string_view> kBooleans{
+      "sasl-username",        "block-permanent",    "force-user-known", "http-use-basic-auth",
+      "http-use-ssl",         "use-ldap",           "ldap-starttls",    "ldap-skip-tls-verify",
+      "ldap-tls-skip-verify", "ldap-sasl-external", "run-actions",      "run-action-operator",
+      "mail-ssl-on-connect",  "log-json",           "use-cdb",          "verbose"};
+  return std::find(kBooleans.begin(), kBooleans.end(), name) != kBooleans.end();
+}
+
+// GEOIPPOLICYD_MAX_IPS -> max-ips, with the exceptions geoip-policyd's code makes.
+std::string geoipFlagOfEnv(std::string_view variable) {
+  static const std::map<std::string, std::string, std::less<>> kExceptions{
+      {"USE_SASL_USERNAME", "sasl-username"},
+      {"IGNORE_NETWORKS", "ignore-network"},
+      {"LDAP_SERVER_URIS", "ldap-server-uri"},
+      {"VERBOSE_LEVEL", "verbose"}};
+  if (const auto it = kExceptions.find(variable); it != kExceptions.end()) return it->second;
+  auto flag = toLowerAscii(variable);
+  std::replace(flag.begin(), flag.end(), '_', '-');
+  return flag;
+}
+
+// Shell-like words: blanks separate, single and double quotes group, a backslash-newline joins.
+std::vector<std::string> shellWords(std::string_view text) {
+  std::vector<std::string> words;
+  std::string word;
+  bool in_word = false;
+  char quote = 0;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (quote != 0) {
+      if (c == quote) {
+        quote = 0;
+      } else {
+        word += c;
+      }
+    } else if (c == '\'' || c == '"') {
+      quote = c;
+      in_word = true;
+    } else if (c == '\\' && i + 1 < text.size() && text[i + 1] == '\n') {
+      ++i;
+    } else if (c == ' ' || c == '\t' || c == '\n' || c == '\r') {
+      if (in_word) words.push_back(std::move(word));
+      word.clear();
+      in_word = false;
+    } else {
+      word += c;
+      in_word = true;
+    }
+  }
+  if (in_word) words.push_back(std::move(word));
+  return words;
+}
+
+}  // namespace
+
+ImportResult importGeoipPolicyd(std::string_view text, std::string_view source) {
+  ImportResult result;
+  auto& notes = result.notes;
+  // Every value given, by long flag name; repeated flags accumulate.
+  std::map<std::string, std::vector<std::string>> flags;
+  std::map<std::string, std::vector<std::string>> environment;
+  std::string rest;  // lines that are not GEOIPPOLICYD_* assignments: the command line
+  for (std::size_t start = 0; start < text.size();) {
+    const auto end = std::min(text.find('\n', start), text.size());
+    auto line = trim(text.substr(start, end - start));
+    start = end + 1;
+    if (line.starts_with("export ")) line = trim(line.substr(7));
+    if (line.starts_with("GEOIPPOLICYD_") && line.find('=') != std::string_view::npos) {
+      const auto equals = line.find('=');
+      const auto name = line.substr(13, equals - 13);
+      auto words = shellWords(line.substr(equals + 1));
+      std::string value;
+      for (const auto& w : words) value += (value.empty() ? "" : " ") + w;
+      if (value.empty()) continue;  // empty: geoip-policyd keeps the flag
+      // Lists in the environment are separated by blanks (LDAP URIs by commas).
+      auto& values = environment[geoipFlagOfEnv(name)];
+      if (name == "LDAP_SERVER_URIS") std::replace(value.begin(), value.end(), ',', ' ');
+      for (auto& item : shellWords(value)) values.push_back(std::move(item));
+    } else if (!line.starts_with('#')) {
+      rest += std::string(line) + "\n";
+    }
+  }
+  const auto words = shellWords(rest);
+  for (std::size_t i = 0; i < words.size(); ++i) {
+    std::string_view word = words[i];
+    std::string name;
+    if (word.starts_with("--")) {
+      name = std::string(word.substr(2));
+    } else if (word.starts_with('-') && word.size() > 1) {
+      const auto it = geoipShortFlags().find(word.substr(1, 1));
+      if (it == geoipShortFlags().end()) {
+        notes.push_back("unknown flag " + std::string(word) + ": not converted");
+        continue;
+      }
+      name = it->second;
+      if (word.size() > 2 && word.substr(1).find_first_not_of('v') == std::string_view::npos) {
+        flags["verbose"].push_back(std::to_string(word.size() - 1));  // -vv
+        continue;
+      }
+    } else {
+      continue;  // the program, "server", and values already taken
+    }
+    std::string value;
+    if (const auto equals = name.find('='); equals != std::string::npos) {
+      value = name.substr(equals + 1);
+      name.resize(equals);
+    } else if (geoipBooleanFlag(name)) {
+      value = "true";
+    } else if (i + 1 < words.size()) {
+      value = words[++i];
+    }
+    flags[name].push_back(value);
+  }
+  for (auto& [name, values] : environment) flags[name] = values;  // the environment wins
+
+  const auto get = [&](const std::string& name) {
+    const auto it = flags.find(name);
+    return it == flags.end() || it->second.empty() ? std::string() : it->second.back();
+  };
+  const auto all = [&](const std::string& name) {
+    const auto it = flags.find(name);
+    return it == flags.end() ? std::vector<std::string>() : it->second;
+  };
+  const auto enabled = [&](const std::string& name) {
+    const auto value = toLowerAscii(get(name));
+    return value == "true" || value == "1" || value == "t" || value == "yes";
+  };
+  std::vector<std::string> used;
+  const auto use = [&](std::initializer_list<const char*> names) {
+    for (const auto* n : names) used.emplace_back(n);
+  };
+
+  auto& out = result.toml;
+  out += "# saslguard configuration converted from geoip-policyd's options in " +
+         std::string(source) +
+         "\n# by `saslguard import-config --from geoip-policyd`. Check it with\n"
+         "# `saslguard check-config --config FILE`; see docs/detectors/geo.md.\n";
+
+  // [server]
+  auto address = get("server-address");
+  auto port = get("server-port");
+  use({"server-address", "server-port"});
+  if (address.empty()) address = "127.0.0.1";
+  if (port.empty()) port = "4646";
+  const bool v6 = address.find(':') != std::string::npos;
+  out += "\n[server]\nlisten = [" + tomlString((v6 ? "[" + address + "]" : address) + ":" + port) +
+         "]\n";
+
+  // [log]
+  use({"verbose", "log-json"});
+  if (enabled("log-json")) out += "\n[log]\nsink = \"json\"\n";
+
+  // [identity]: geoip-policyd counts per sender unless told to use the SASL login.
+  use({"sasl-username"});
+  out += "\n[identity]\n";
+  if (enabled("sasl-username")) {
+    out += "source = \"sasl_username\"\n";
+  } else {
+    out += "# geoip-policyd counted per envelope sender (no --sasl-username)\n";
+    out += "source = \"sender\"\nunauthenticated = \"evaluate\"\n";
+    notes.push_back(
+        "identity: per envelope sender, as geoip-policyd without --sasl-username; bounces "
+        "(null sender) are answered DUNNO, not DEFER");
+  }
+
+  // [ldap]
+  use({"use-ldap", "ldap-server-uri", "ldap-basedn", "ldap-binddn", "ldap-bindpw", "ldap-filter",
+       "ldap-result-attribute", "ldap-starttls", "ldap-skip-tls-verify", "ldap-tls-skip-verify",
+       "ldap-tls-cafile", "ldap-tls-client-cert", "ldap-tls-client-key", "ldap-sasl-external",
+       "ldap-scope", "ldap-pool-size", "ldap-idle-pool-size"});
+  if (enabled("use-ldap")) {
+    out += "\n[ldap]\nenabled = true\n";
+    auto uris = all("ldap-server-uri");
+    if (uris.empty()) uris = {"ldap://127.0.0.1:389/"};
+    out += "uris = " + tomlList(uris) + "\n";
+    out += "base_dn = " + tomlString(get("ldap-basedn")) + "\n";
+    if (enabled("ldap-sasl-external")) {
+      out += "bind_method = \"external\"\n";
+    } else if (!get("ldap-binddn").empty()) {
+      out += "bind_dn = " + tomlString(get("ldap-binddn")) + "\n";
+      out += "# bind_password_file = \"/etc/saslguard/ldap.password\"\n";
+    }
+    if (!get("ldap-bindpw").empty()) {
+      notes.push_back(
+          "ldap: the bind password is not copied; put it in a file and set "
+          "ldap.bind_password_file");
+    }
+    out += "filter = " +
+           tomlString(get("ldap-filter").empty() ? "(&(objectClass=*)(mailAlias=%s))"
+                                                 : get("ldap-filter")) +
+           "\n";
+    out += "result_attribute = " +
+           tomlString(get("ldap-result-attribute").empty() ? "mailAccount"
+                                                           : get("ldap-result-attribute")) +
+           "\n";
+    if (!get("ldap-scope").empty()) out += "scope = " + tomlString(get("ldap-scope")) + "\n";
+    if (enabled("ldap-starttls")) out += "starttls = true\n";
+    if (enabled("ldap-skip-tls-verify") || enabled("ldap-tls-skip-verify")) {
+      out += "tls_skip_verify = true\n";
+    }
+    if (!get("ldap-tls-cafile").empty())
+      out += "ca_file = " + tomlString(get("ldap-tls-cafile")) + "\n";
+    if (!get("ldap-tls-client-cert").empty()) {
+      out += "cert_file = " + tomlString(get("ldap-tls-client-cert")) + "\n";
+    }
+    if (!get("ldap-tls-client-key").empty()) {
+      out += "key_file = " + tomlString(get("ldap-tls-client-key")) + "\n";
+    }
+    if (allDigits(get("ldap-pool-size"))) out += "pool_size = " + get("ldap-pool-size") + "\n";
+    out +=
+        "# geoip-policyd used the mapping only to decide whether a user is known; saslguard\n"
+        "# counts, blocks and unblocks under the mapped account\n";
+  }
+
+  // [detectors.geo]
+  use({"geoip-path", "max-countries", "max-ips", "home-countries", "max-home-countries",
+       "max-home-ips", "block-permanent", "custom-settings-path", "ignore-network", "redis-ttl"});
+  out += "\n[detectors.geo]\nenabled = true\n";
+  out += "database = " +
+         tomlString(get("geoip-path").empty() ? "/usr/share/GeoIP/GeoLite2-City.mmdb"
+                                              : get("geoip-path")) +
+         "\n";
+  for (const auto& [flag, key] : std::vector<std::pair<std::string, std::string>>{
+           {"max-countries", "max_countries"},
+           {"max-ips", "max_ips"},
+           {"max-home-countries", "max_home_countries"},
+           {"max-home-ips", "max_home_ips"},
+           {"redis-ttl", "ttl_s"}}) {
+    const auto value = get(flag);
+    if (value.empty()) continue;
+    if (allDigits(value) && value.size() <= 9) {
+      out += key + " = " + std::to_string(std::stoll(value)) + "\n";
+    } else {
+      notes.push_back(flag + " '" + value + "' is not a number: not converted");
+    }
+  }
+  if (const auto homes = all("home-countries"); !homes.empty()) {
+    std::vector<std::string> codes;
+    for (const auto& entry : homes) {
+      for (auto& code : shellWords(entry)) codes.push_back(toUpperAscii(code));
+    }
+    out += "home_countries = " + tomlList(codes) + "\n";
+  }
+  if (const auto networks = all("ignore-network"); !networks.empty()) {
+    std::vector<std::string> list;
+    for (const auto& entry : networks) {
+      for (auto& network : shellWords(entry)) list.push_back(network);
+    }
+    out += "ignore_networks = " + tomlList(list) + "\n";
+    notes.push_back(
+        "ignore-network: those clients are answered DUNNO (geoip-policyd answered INFO)");
+  }
+  if (enabled("block-permanent")) out += "block_permanent = true\n";
+  if (!get("custom-settings-path").empty()) {
+    out += "custom_settings_file = " + tomlString(get("custom-settings-path")) + "\n";
+  }
+  out += "# geoip-policyd's reply: action=REJECT Policy violation. Please contact your support\n";
+
+  // [notify]: the operator action, once per new mark.
+  use({"run-actions", "run-action-operator", "operator-to", "operator-from", "operator-subject",
+       "operator-message-ct", "operator-message-path", "mail-server-address", "mail-server-port",
+       "mail-port", "mail-helo", "mail-username", "mail-password", "mail-ssl-on-connect",
+       "force-user-known"});
+  if (enabled("run-actions") && enabled("run-action-operator")) {
+    auto mail_port = get("mail-server-port");
+    if (mail_port.empty()) mail_port = get("mail-port");
+    if (mail_port.empty()) mail_port = "587";
+    const auto scheme = enabled("mail-ssl-on-connect") ? "smtps://" : "smtp://";
+    out += "\n[notify]\n";
+    out += "mail_url = " + tomlString(scheme + get("mail-server-address") + ":" + mail_port) + "\n";
+    out += "mail_from = " + tomlString(get("operator-from")) + "\n";
+    out += "mail_to = " + tomlList(all("operator-to")) + "\n";
+    out += "mail_subject = " +
+           tomlString(get("operator-subject").empty()
+                          ? "[geoip-policyd] An e-mail account was compromised"
+                          : get("operator-subject")) +
+           "\n";
+    if (!get("mail-username").empty()) {
+      out += "mail_username = " + tomlString(get("mail-username")) + "\n";
+      out += "# mail_password_file = \"/etc/saslguard/smtp.password\"\n";
+    }
+    if (!get("mail-password").empty()) {
+      notes.push_back("mail: the password is not copied; set notify.mail_password_file");
+    }
+    if (!get("operator-message-path").empty()) {
+      out += "# its %s becomes {account}: copy " + get("operator-message-path") +
+             " and replace %s\n# mail_template_file = \"/etc/saslguard/operator-mail.txt\"\n";
+      notes.push_back(
+          "operator-message-path: replace %s with {account} in a copy and set "
+          "notify.mail_template_file");
+    }
+    notes.push_back(
+        "operator e-mail: sent once per new compromise mark (set block_permanent), never "
+        "delaying a reply");
+  }
+
+  // What saslguard does otherwise, or not yet.
+  for (const auto& [name, values] : flags) {
+    if (std::find(used.begin(), used.end(), name) != used.end()) continue;
+    if (name.starts_with("redis-")) {
+      notes.push_back("redis: " + name + " not converted; the state lives in saslguard's store");
+    } else if (name.starts_with("http-")) {
+      notes.push_back(name + ": the HTTP API options are not converted");
+    } else if (name == "use-cdb" || name == "cdb-path") {
+      notes.push_back(name + ": CDB is not supported; use LDAP to map identities");
+    } else {
+      notes.push_back("unknown option " + name + ": not converted");
+    }
+  }
+  return result;
+}
+
 Command addImportConfig(CLI::App& app) {
   auto* command = app.add_subcommand(
       "import-config", "convert another policy daemon's configuration to saslguard TOML");
@@ -327,7 +651,7 @@ Command addImportConfig(CLI::App& app) {
   auto output = std::make_shared<std::string>();
   command->add_option("--from", *from, "the other daemon's format")
       ->required()
-      ->check(CLI::IsMember({"uvsq-policyd", "abusix-auth-ppd"}));
+      ->check(CLI::IsMember({"uvsq-policyd", "abusix-auth-ppd", "geoip-policyd"}));
   command->add_option("file", *input, "its configuration file (policyd.cfg, abusix_auth_ppd.ini)")
       ->required();
   command->add_option("-o,--output", *output, "write the TOML here instead of stdout");
@@ -340,6 +664,7 @@ Command addImportConfig(CLI::App& app) {
     const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     const auto directory = std::filesystem::absolute(*input).parent_path().string();
     const auto result = *from == "abusix-auth-ppd" ? importAbusixAuthPpd(text, *input, directory)
+                        : *from == "geoip-policyd" ? importGeoipPolicyd(text, *input)
                                                    : importUvsqPolicyd(text, *input);
     for (const auto& note : result.notes) std::cerr << "import-config: " << note << "\n";
     if (output->empty()) {

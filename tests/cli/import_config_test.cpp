@@ -86,5 +86,27 @@ TEST(ImportAbusixAuthPpd, TheRedisPasswordIsNeverCopied) {
   EXPECT_EQ(result.toml.find("hunter2"), std::string::npos);
 }
 
+TEST(ImportGeoipPolicyd, EnvironmentFileAndCommandLineMatchTheGoldenFiles) {
+  const auto result =
+      importGeoipPolicyd(readFile(kCases + "geoip_policyd.env"), "geoip_policyd.env");
+  expectGolden(kCases + "geoip_policyd.toml", result.toml);
+  std::string notes;
+  for (const auto& note : result.notes) notes += note + "\n";
+  expectGolden(kCases + "geoip_policyd.notes", notes);
+  EXPECT_EQ(result.toml.find("hunter2"), std::string::npos);
+  EXPECT_EQ(result.toml.find("s3cret"), std::string::npos);
+  // The environment wins over the flag when it is not empty (max countries), not when it is.
+  EXPECT_NE(result.toml.find("max_countries = 2\n"), std::string::npos);
+  EXPECT_NE(result.toml.find("max_ips = 20\n"), std::string::npos);
+}
+
+TEST(ImportGeoipPolicyd, DefaultsAreGeoipPolicydsSenderModeOnPort4646) {
+  const auto result = importGeoipPolicyd("geoip-policyd server\n", "cmdline");
+  EXPECT_NE(result.toml.find(R"(listen = ["127.0.0.1:4646"])"), std::string::npos) << result.toml;
+  EXPECT_NE(result.toml.find(R"(source = "sender")"), std::string::npos);
+  EXPECT_NE(result.toml.find(R"(database = "/usr/share/GeoIP/GeoLite2-City.mmdb")"),
+            std::string::npos);
+}
+
 }  // namespace
 }  // namespace saslguard::cli
