@@ -30,15 +30,16 @@ struct Notice {
 };
 
 struct HookOptions {
-  std::vector<std::string> command;  // argv; empty: no hook. argv[0] an absolute path
+  std::vector<std::string> command;          // argv; empty: no hook. argv[0] an absolute path
   std::chrono::milliseconds timeout{30000};  // then SIGTERM, and SIGKILL 2 s later
   std::size_t max_running = 4;
-  std::size_t max_queued = 1000;  // beyond: dropped, logged, counted
+  std::size_t max_queued = 1000;                      // beyond: dropped, logged, counted
   std::string path = "/usr/local/bin:/usr/bin:/bin";  // PATH given to the command
 };
 
 struct MailOptions {
-  std::string url;  // "smtp://host:587" (STARTTLS when offered/required), "smtps://host:465"; empty: off
+  std::string
+      url;  // "smtp://host:587" (STARTTLS when offered/required), "smtps://host:465"; empty: off
   bool require_tls = false;  // refuse to send in clear text
   bool verify_tls = true;
   std::string username;  // AUTH when set
