@@ -684,15 +684,25 @@ TEST(LdapQueue, StopCompletesQueuedJobs) {
   auto first_queued = loop.map(*mapper, "carol@example.test");
   auto second_queued = loop.map(*mapper, "sales@example.test");
 
-  // stop() waits for the busy worker (up to the timeout); the queued jobs complete before.
+  // stop() waits for the busy worker (up to the timeout); the queued jobs complete before. On a
+  // loaded machine the worker may have finished "bob" (the stop signal reaches all of slapd's
+  // threads a moment late) and taken "carol": that one then ends with the server's answer or
+  // the timeout, never lost. The last queued job cannot have been taken.
   std::thread stopper([&] { mapper->stop(); });
-  const auto first = await(first_queued, seconds(2));
-  const auto second = await(second_queued, seconds(2));
-  EXPECT_EQ(first.status, LdapStatus::kFailed);
-  EXPECT_EQ(first.error, "stopping");
-  EXPECT_EQ(second.error, "stopping");
+  const bool second_ready = second_queued.wait_for(seconds(2)) == std::future_status::ready;
+  const bool first_ready = first_queued.wait_for(seconds(0)) == std::future_status::ready;
   server.resume();
   stopper.join();
+  const auto first = await(first_queued);
+  const auto second = await(second_queued);
+  EXPECT_TRUE(second_ready);
+  EXPECT_EQ(second.status, LdapStatus::kFailed);
+  EXPECT_EQ(second.error, "stopping");
+  if (first_ready) {
+    EXPECT_EQ(first.error, "stopping");
+  } else {
+    EXPECT_TRUE(first.account == "carol" || first.status == LdapStatus::kFailed) << first.error;
+  }
   const auto busy_answer = await(busy);  // answered once resumed, or timed out: never lost
   EXPECT_TRUE(busy_answer.account == "bob" || busy_answer.status == LdapStatus::kFailed);
 

@@ -284,6 +284,24 @@ void Slapd::pause() {
   if (pid_ <= 0 || paused_) return;
   ::kill(pid_, SIGSTOP);
   paused_ = true;
+  // SIGSTOP reaches slapd's threads one by one; a test that sends a search right away must not
+  // find one still answering. Wait until every thread's state is T (stopped), up to 2 s.
+  const auto tasks = fs::path("/proc") / std::to_string(pid_) / "task";
+  for (int attempt = 0; attempt < 200; ++attempt) {
+    bool all_stopped = true;
+    std::error_code ec;
+    for (const auto& task : fs::directory_iterator(tasks, ec)) {
+      std::ifstream stat(task.path() / "stat");
+      std::string line;
+      std::getline(stat, line);
+      const auto close = line.rfind(')');
+      if (close == std::string::npos || close + 2 >= line.size() || line[close + 2] != 'T') {
+        all_stopped = false;
+      }
+    }
+    if (all_stopped && !ec) return;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
 }
 
 void Slapd::resume() {
