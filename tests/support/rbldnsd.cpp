@@ -2,6 +2,8 @@
 // directory and every directory above it must be readable/traversable by others.
 #include "support/rbldnsd.hpp"
 
+#include "support/child_process.hpp"
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -198,23 +200,8 @@ bool Rbldnsd::start(const std::vector<RbldnsdZone>& zones) {
   args.insert(args.end(), {"-w", directory, "-p", directory + "/rbldnsd.pid"});
   for (const auto& zone : zones) args.push_back(zone.zone + ":" + zone.type + ":" + zone.file);
 
-  const auto log_path = (dir_ / "rbldnsd.log").string();
-  // Everything the child needs is built before fork(): between fork and exec it only makes
-  // system calls (no allocation, which another thread could have left locked).
-  std::vector<char*> argv;
-  for (auto& arg : args) argv.push_back(arg.data());
-  argv.push_back(nullptr);
-  pid_ = ::fork();
-  if (pid_ < 0) throw std::runtime_error("fork failed");
-  if (pid_ == 0) {
-    const int out = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-    ::dup2(out, 1);
-    ::dup2(out, 2);
-    const int devnull = ::open("/dev/null", O_RDONLY);
-    ::dup2(devnull, 0);
-    ::execv(kBinary, argv.data());
-    ::_exit(127);
-  }
+  pid_ = spawnLogged(std::move(args), dir_ / "rbldnsd.log");
+  if (pid_ < 0) throw std::runtime_error(std::string("cannot start ") + kBinary);
 
   // Up once it answers anything (NXDOMAIN for a name nobody listed will do).
   const auto probe = "probe." + zones.front().zone;
@@ -232,19 +219,7 @@ bool Rbldnsd::start(const std::vector<RbldnsdZone>& zones) {
 }
 
 void Rbldnsd::stop() {
-  if (pid_ <= 0) return;
-  ::kill(pid_, SIGTERM);
-  int status = 0;
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-  while (::waitpid(pid_, &status, WNOHANG) == 0) {
-    if (std::chrono::steady_clock::now() > deadline) {
-      ::kill(pid_, SIGKILL);
-      ::waitpid(pid_, &status, 0);
-      break;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  pid_ = -1;
+  stopChild(pid_, std::chrono::seconds(5));
 }
 
 std::string Rbldnsd::log() const {

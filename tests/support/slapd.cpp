@@ -2,6 +2,8 @@
 // the one we forked; openssl and slapadd run to completion through the shell first.
 #include "support/slapd.hpp"
 
+#include "support/child_process.hpp"
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -63,19 +65,7 @@ std::string percentEncodedPath(const std::string& path) {
 }  // namespace
 
 unsigned short freeTcpPort() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) throw std::runtime_error("socket() failed");
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t length = sizeof address;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0 ||
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) != 0) {
-    ::close(fd);
-    throw std::runtime_error("cannot bind a TCP socket on 127.0.0.1");
-  }
-  ::close(fd);
-  return ntohs(address.sin_port);
+  return freeLoopbackPort(SOCK_STREAM);
 }
 
 std::string Slapd::sampleLdif() {
@@ -211,23 +201,8 @@ bool Slapd::launch() {
   if (options_.ldapi) listeners += " " + ldapiUri();
   std::vector<std::string> args{kBinary, "-f", (dir_ / "slapd.conf").string(), "-h", listeners,
                                 "-d",    "0"};
-  const auto log_path = (dir_ / "slapd.log").string();
-  // Everything the child needs is built before fork(): between fork and exec it only makes
-  // system calls (another thread may hold the allocator's lock).
-  std::vector<char*> argv;
-  for (auto& arg : args) argv.push_back(arg.data());
-  argv.push_back(nullptr);
-  pid_ = ::fork();
-  if (pid_ < 0) throw std::runtime_error("fork failed");
-  if (pid_ == 0) {
-    const int out = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-    ::dup2(out, 1);
-    ::dup2(out, 2);
-    const int devnull = ::open("/dev/null", O_RDONLY);
-    ::dup2(devnull, 0);
-    ::execv(kBinary, argv.data());
-    ::_exit(127);
-  }
+  pid_ = spawnLogged(std::move(args), dir_ / "slapd.log");
+  if (pid_ < 0) throw std::runtime_error(std::string("cannot start ") + kBinary);
   paused_ = false;
   if (waitUntilAnswering(std::chrono::seconds(10))) return true;
   if (pid_ > 0) stop();
@@ -263,21 +238,8 @@ void Slapd::start() {
 }
 
 void Slapd::stop() {
-  if (pid_ <= 0) return;
-  ::kill(pid_, SIGTERM);
-  if (paused_) ::kill(pid_, SIGCONT);  // a stopped process acts on SIGTERM only once continued
   paused_ = false;
-  int status = 0;
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (::waitpid(pid_, &status, WNOHANG) == 0) {
-    if (std::chrono::steady_clock::now() > deadline) {
-      ::kill(pid_, SIGKILL);
-      ::waitpid(pid_, &status, 0);
-      break;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  pid_ = -1;
+  stopChild(pid_, std::chrono::seconds(10));
 }
 
 void Slapd::pause() {

@@ -2,6 +2,8 @@
 // root, so the dump directory is made writable for that user.
 #include "support/smtp_sink.hpp"
 
+#include "support/child_process.hpp"
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -38,21 +40,6 @@ std::string readAll(const std::filesystem::path& path) {
   return s.str();
 }
 
-// Reaps `pid`, giving it `timeout` to exit after SIGTERM before SIGKILL.
-void stopProcess(pid_t pid, std::chrono::milliseconds timeout) {
-  ::kill(pid, SIGTERM);
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  int status = 0;
-  while (::waitpid(pid, &status, WNOHANG) == 0) {
-    if (std::chrono::steady_clock::now() >= deadline) {
-      ::kill(pid, SIGKILL);
-      ::waitpid(pid, &status, 0);
-      return;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-}
-
 }  // namespace
 
 bool SmtpSink::available() {
@@ -60,18 +47,7 @@ bool SmtpSink::available() {
 }
 
 unsigned short SmtpSink::freePort() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t length = sizeof address;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0 ||
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) != 0) {
-    ::close(fd);
-    throw std::runtime_error("no free loopback port");
-  }
-  ::close(fd);
-  return ntohs(address.sin_port);
+  return freeLoopbackPort(SOCK_STREAM);
 }
 
 SmtpSink::SmtpSink(unsigned short port, std::vector<std::string> extra_arguments)
@@ -88,30 +64,17 @@ SmtpSink::SmtpSink(unsigned short port, std::vector<std::string> extra_arguments
   arguments.insert(arguments.end(), {"-d", (dump_directory_ / "%M.").string()});
   arguments.insert(arguments.end(), extra_arguments.begin(), extra_arguments.end());
   arguments.insert(arguments.end(), {"127.0.0.1:" + std::to_string(port_), "16"});
-  std::vector<char*> argv;
-  for (auto& argument : arguments) argv.push_back(argument.data());
-  argv.push_back(nullptr);
-
-  const auto log_path = (directory_ / "smtp-sink.log").string();
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&actions, 1, log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
-                                   0644);
-  posix_spawn_file_actions_adddup2(&actions, 1, 2);
-  const int error = ::posix_spawn(&pid_, argv[0], &actions, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  if (error != 0) {
-    pid_ = -1;
-    return;
-  }
+  pid_ = spawnLogged(std::move(arguments), directory_ / "smtp-sink.log");
+  if (pid_ < 0) return;
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
   while (!accepts(port_)) {
     int status = 0;
-    if (::waitpid(pid_, &status, WNOHANG) == pid_ ||
-        std::chrono::steady_clock::now() >= deadline) {  // it died (port taken?) or hangs
-      if (pid_ > 0 && ::kill(pid_, 0) == 0) stopProcess(pid_, std::chrono::seconds(2));
+    if (::waitpid(pid_, &status, WNOHANG) == pid_) {  // it died (port taken?): already reaped
       pid_ = -1;
+      return;
+    }
+    if (std::chrono::steady_clock::now() >= deadline) {  // it hangs
+      stopChild(pid_, std::chrono::seconds(2));
       return;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
@@ -119,7 +82,7 @@ SmtpSink::SmtpSink(unsigned short port, std::vector<std::string> extra_arguments
 }
 
 SmtpSink::~SmtpSink() {
-  if (pid_ > 0) stopProcess(pid_, std::chrono::seconds(5));
+  stopChild(pid_, std::chrono::seconds(5));
 }
 
 std::string SmtpSink::log() const {
