@@ -8,6 +8,7 @@
 
 #include "common/log.hpp"
 #include "common/strings.hpp"
+#include "config/options.hpp"
 #include "engine/detectors/detectors.hpp"
 #include "engine/enrichers.hpp"
 #include "enrich/dns.hpp"
@@ -20,18 +21,36 @@ using protocol::Attr;
 
 Result<PipelinePtr> Pipeline::build(config::SettingsPtr settings, store::Store& store,
                                     RecentDecisions& recent, eventlog::EventSink* events,
-                                    notify::Notifier* notifier) {
+                                    notify::Notifier* notifier, const Pipeline* previous) {
   auto detectors = buildDetectors(*settings);
   if (!detectors) return tl::unexpected(detectors.error());
-  return buildWith(std::move(settings), store, recent, std::move(*detectors), events, notifier);
+  return buildWith(std::move(settings), store, recent, std::move(*detectors), events, notifier,
+                   previous);
 }
+
+namespace {
+
+// Whether any option of `section` differs between the two settings.
+bool sectionChanged(const config::Settings& before, const config::Settings& after,
+                    std::string_view section) {
+  for (const auto* option : config::changedOptions(before, after)) {
+    if (option->section == section) return true;
+  }
+  return false;
+}
+
+}  // namespace
 
 Result<PipelinePtr> Pipeline::buildWith(config::SettingsPtr settings, store::Store& store,
                                         RecentDecisions& recent,
                                         std::vector<ConfiguredDetector> detectors,
-                                        eventlog::EventSink* events, notify::Notifier* notifier) {
+                                        eventlog::EventSink* events, notify::Notifier* notifier,
+                                        const Pipeline* previous) {
   std::shared_ptr<enrich::LdapMapper> ldap;
-  if (settings->ldap.enabled) {
+  if (settings->ldap.enabled && previous != nullptr && previous->ldap_ != nullptr &&
+      !sectionChanged(previous->settings(), *settings, "ldap")) {
+    ldap = previous->ldap_;
+  } else if (settings->ldap.enabled) {
     auto mapper = makeLdapMapper(settings->ldap);
     if (!mapper) return tl::unexpected(mapper.error());
     ldap = std::move(*mapper);
@@ -49,6 +68,10 @@ Result<PipelinePtr> Pipeline::buildWith(config::SettingsPtr settings, store::Sto
   pipeline->ldap_failure_action_ =
       pipeline->settings_->ldap.failure_action == "DEFER" ? Action::Defer : Action::Dunno;
   pipeline->has_lookups_ = pipeline->has_lookups_ || pipeline->ldap_ != nullptr;
+  if (pipeline->dns_cache_ != nullptr && previous != nullptr && previous->dns_cache_ != nullptr &&
+      !sectionChanged(previous->settings(), pipeline->settings(), "dns")) {
+    pipeline->dns_cache_ = previous->dns_cache_;
+  }
   return PipelinePtr(pipeline);
 }
 

@@ -41,17 +41,20 @@ struct Lookups {
 class Pipeline {
  public:
   // `events` (may be null) receives a row for every message a detector counted.
-  // `notifier` (may be null) hears of every new compromise mark.
+  // `notifier` (may be null) hears of every new compromise mark. `previous` (a reload: the
+  // pipeline being replaced) hands over its LDAP mapper and DNS cache when their settings did
+  // not change, so a reload keeps their caches and never waits for a search in flight.
   static Result<std::shared_ptr<const Pipeline>> build(config::SettingsPtr settings,
                                                        store::Store& store, RecentDecisions& recent,
                                                        eventlog::EventSink* events = nullptr,
-                                                       notify::Notifier* notifier = nullptr);
+                                                       notify::Notifier* notifier = nullptr,
+                                                       const Pipeline* previous = nullptr);
 
   // The same with a given detector list instead of the configured one (tests, benchmarks).
   static Result<std::shared_ptr<const Pipeline>> buildWith(
       config::SettingsPtr settings, store::Store& store, RecentDecisions& recent,
       std::vector<ConfiguredDetector> detectors, eventlog::EventSink* events = nullptr,
-      notify::Notifier* notifier = nullptr);
+      notify::Notifier* notifier = nullptr, const Pipeline* previous = nullptr);
   ~Pipeline();
 
   // Whether any detector may look something up (false: needsLookups() is always false).

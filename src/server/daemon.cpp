@@ -142,6 +142,7 @@ class Daemon {
     if (auto tested = engine::selfTestReputationZones(*settings_); !tested) {
       return startupFailure(tested.error().message, kExitFailure);
     }
+    pipeline_ = *pipeline;
 
     if (const auto path = controlSocketPath(*settings_); !path.empty()) {
       auto control = ControlServer::open(main_context_, path, *store_);
@@ -253,8 +254,9 @@ class Daemon {
       if (!made) return rejected(made.error().message);
       notifier = std::move(*made);
     }
-    auto pipeline = engine::Pipeline::build(fresh, *store_, *recent_, events_.get(),
-                                            notifier ? notifier.get() : notifier_.get());
+    auto pipeline =
+        engine::Pipeline::build(fresh, *store_, *recent_, events_.get(),
+                                notifier ? notifier.get() : notifier_.get(), pipeline_.get());
     if (!pipeline) return rejected(pipeline.error().message);
     if (auto tested = engine::selfTestReputationZones(*fresh); !tested) {
       return rejected(tested.error().message);
@@ -266,6 +268,7 @@ class Daemon {
     warnAboutRestartOnlyChanges(*settings_, *fresh);
     if (fresh->log.level != settings_->log.level) (void)log::setLevel(fresh->log.level);
     server_->reload(*pipeline, serverLimits(*fresh));
+    pipeline_ = *pipeline;
     settings_ = fresh;
     SASLGUARD_COUNT(reloads_total);
     spdlog::info("configuration reloaded from {}; detectors: {}",
@@ -299,6 +302,7 @@ class Daemon {
   std::unique_ptr<engine::RecentDecisions> recent_;
   std::unique_ptr<eventlog::SqlEventLog> events_;  // outlives every pipeline that points to it
   std::unique_ptr<notify::Notifier> notifier_;     // as do these
+  engine::PipelinePtr pipeline_;  // the one in force: a reload takes its LDAP pool and DNS cache
   std::vector<std::unique_ptr<notify::Notifier>> retired_notifiers_;
   std::unique_ptr<ControlServer> control_;
   std::unique_ptr<PolicyServer> server_;

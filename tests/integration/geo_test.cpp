@@ -116,5 +116,23 @@ TEST(GeoDaemon, AStoppedDirectoryAnswersTheFailureActionAndRecovers) {
   EXPECT_EQ(client->ask(rcpt("carol@example.test", kGbAddress)), "action=DUNNO");
 }
 
+TEST(GeoDaemon, AReloadKeepsTheLdapCacheWhenLdapSettingsDidNotChange) {
+  Slapd slapd;
+  GeoSetup setup;
+  writeMmdb(setup.database, defaultTestNetworks());
+  auto daemon = setup.start(slapd.uri());
+  ASSERT_TRUE(daemon->ready()) << daemon->log();
+  auto client = PolicyClient::connectTcp(daemon->port());
+  ASSERT_TRUE(client);
+  EXPECT_EQ(client->ask(rcpt("team@example.test", kGbAddress)), "action=DUNNO");
+  slapd.stop();
+  daemon->signal(SIGHUP);
+  ASSERT_TRUE(daemon->waitForLog("configuration reloaded")) << daemon->log();
+  // Mapped from the cache the old pipeline filled: no directory needed.
+  EXPECT_EQ(client->ask(rcpt("team@example.test", kGbAddress)), "action=DUNNO");
+  EXPECT_EQ(client->ask(rcpt("nobody-cached@example.test", kGbAddress)),
+            "action=DEFER 4.7.1 Service temporarily unavailable; try again later");
+}
+
 }  // namespace
 }  // namespace saslguard::testing
