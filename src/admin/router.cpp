@@ -1,5 +1,5 @@
-// router.cpp — see router.hpp. Routes are few (tens), so plain ordered maps are
-// enough and keep routes() sorted for free.
+// router.cpp — see router.hpp. Routes are few (tens), so plain ordered maps are enough and keep
+// routes() sorted for free.
 #include "admin/router.hpp"
 
 #include <algorithm>
@@ -17,8 +17,7 @@ Response Response::json(unsigned status, std::string body) {
 }
 
 Response Response::error(unsigned status, std::string_view message) {
-  return json(status,
-              boost::json::serialize(boost::json::object{{"error", message}}));
+  return json(status, boost::json::serialize(boost::json::object{{"error", message}}));
 }
 
 void Router::add(std::string method, std::string path, Handler handler) {
@@ -26,8 +25,7 @@ void Router::add(std::string method, std::string path, Handler handler) {
   if (open != std::string::npos && path.back() == '}') {
     auto prefix = path.substr(0, open + 1);
     parameter_patterns_[prefix] = path;
-    parameter_prefixes_[prefix].by_method[std::move(method)] =
-        std::move(handler);
+    parameter_prefixes_[prefix].by_method[std::move(method)] = std::move(handler);
     return;
   }
   exact_[std::move(path)].by_method[std::move(method)] = std::move(handler);
@@ -35,46 +33,38 @@ void Router::add(std::string method, std::string path, Handler handler) {
 
 std::vector<std::pair<std::string, std::string>> Router::routes() const {
   std::vector<std::pair<std::string, std::string>> listed;
-  for (const auto &[path, routes] : exact_) {
-    for (const auto &[method, handler] : routes.by_method)
-      listed.emplace_back(method, path);
+  for (const auto& [path, routes] : exact_) {
+    for (const auto& [method, handler] : routes.by_method) listed.emplace_back(method, path);
   }
-  for (const auto &[prefix, routes] : parameter_prefixes_) {
-    for (const auto &[method, handler] : routes.by_method) {
+  for (const auto& [prefix, routes] : parameter_prefixes_) {
+    for (const auto& [method, handler] : routes.by_method) {
       listed.emplace_back(method, parameter_patterns_.at(prefix));
     }
   }
-  std::sort(listed.begin(), listed.end(), [](const auto &a, const auto &b) {
+  std::sort(listed.begin(), listed.end(), [](const auto& a, const auto& b) {
     return std::tie(a.second, a.first) < std::tie(b.second, b.first);
   });
   return listed;
 }
 
-const Router::PathRoutes *Router::find(const std::string &path,
-                                       std::string &path_parameter) const {
-  if (auto exact = exact_.find(path); exact != exact_.end())
-    return &exact->second;
+const Router::PathRoutes* Router::find(const std::string& path, std::string& path_parameter) const {
+  if (auto exact = exact_.find(path); exact != exact_.end()) return &exact->second;
   const auto last_slash = path.rfind('/');
-  if (last_slash == std::string::npos || last_slash + 1 == path.size())
-    return nullptr;
+  if (last_slash == std::string::npos || last_slash + 1 == path.size()) return nullptr;
   auto prefix = parameter_prefixes_.find(path.substr(0, last_slash + 1));
-  if (prefix == parameter_prefixes_.end())
-    return nullptr;
-  path_parameter =
-      percentDecode(std::string_view(path).substr(last_slash + 1), false);
+  if (prefix == parameter_prefixes_.end()) return nullptr;
+  path_parameter = percentDecode(std::string_view(path).substr(last_slash + 1), false);
   return &prefix->second;
 }
 
-Response Router::dispatch(Request &request) const {
-  const PathRoutes *routes = find(request.path, request.path_parameter);
-  if (routes == nullptr)
-    return Response::error(404, "not found");
+Response Router::dispatch(Request& request) const {
+  const PathRoutes* routes = find(request.path, request.path_parameter);
+  if (routes == nullptr) return Response::error(404, "not found");
   auto route = routes->by_method.find(request.method);
   if (route == routes->by_method.end()) {
     std::string allow;
-    for (const auto &[method, handler] : routes->by_method) {
-      if (!allow.empty())
-        allow += ", ";
+    for (const auto& [method, handler] : routes->by_method) {
+      if (!allow.empty()) allow += ", ";
       allow += method;
     }
     auto response = Response::error(405, "method not allowed");
@@ -87,16 +77,13 @@ Response Router::dispatch(Request &request) const {
 namespace {
 
 int hexValue(char c) {
-  if (c >= '0' && c <= '9')
-    return c - '0';
-  if (c >= 'a' && c <= 'f')
-    return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F')
-    return c - 'A' + 10;
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
   return -1;
 }
 
-} // namespace
+}  // namespace
 
 std::string percentDecode(std::string_view text, bool plus_is_space) {
   std::string decoded;
@@ -107,8 +94,7 @@ std::string percentDecode(std::string_view text, bool plus_is_space) {
       decoded += ' ';
     } else if (c == '%' && i + 2 < text.size() && hexValue(text[i + 1]) >= 0 &&
                hexValue(text[i + 2]) >= 0) {
-      decoded +=
-          static_cast<char>(hexValue(text[i + 1]) * 16 + hexValue(text[i + 2]));
+      decoded += static_cast<char>(hexValue(text[i + 1]) * 16 + hexValue(text[i + 2]));
       i += 2;
     } else {
       decoded += c;
@@ -122,18 +108,15 @@ std::map<std::string, std::string> parseQuery(std::string_view query) {
   while (!query.empty()) {
     const auto amp = query.find('&');
     const auto pair = query.substr(0, amp);
-    query = amp == std::string_view::npos ? std::string_view{}
-                                          : query.substr(amp + 1);
-    if (pair.empty())
-      continue;
+    query = amp == std::string_view::npos ? std::string_view{} : query.substr(amp + 1);
+    if (pair.empty()) continue;
     const auto equals = pair.find('=');
     auto key = percentDecode(pair.substr(0, equals), true);
-    auto value = equals == std::string_view::npos
-                     ? std::string{}
-                     : percentDecode(pair.substr(equals + 1), true);
+    auto value = equals == std::string_view::npos ? std::string{}
+                                                  : percentDecode(pair.substr(equals + 1), true);
     parameters[std::move(key)] = std::move(value);
   }
   return parameters;
 }
 
-} // namespace saslguard::admin
+}  // namespace saslguard::admin

@@ -1,6 +1,6 @@
-// router.hpp — the admin API's requests, responses and the table that maps
-// (method, path) to a handler. Transport-free: the HTTP server fills a Request
-// and writes back the Response, so routes can be tested without a socket.
+// router.hpp — the admin API's requests, responses and the table that maps (method, path) to a
+// handler. Transport-free: the HTTP server fills a Request and writes back the Response, so routes
+// can be tested without a socket.
 #pragma once
 
 #include <functional>
@@ -13,17 +13,15 @@
 namespace saslguard::admin {
 
 struct Request {
-  std::string method; // "GET", "POST", ... as sent
-  std::string path;   // without the query string, not percent-decoded
-  std::map<std::string, std::string>
-      query; // percent-decoded; a repeated key keeps the last value
+  std::string method;                        // "GET", "POST", ... as sent
+  std::string path;                          // without the query string, not percent-decoded
+  std::map<std::string, std::string> query;  // percent-decoded; a repeated key keeps the last value
   std::string body;
   std::string content_type;
-  // "user" from basic auth, "token:abcd…" (first 4 characters) for a bearer
-  // token, "" when the server runs on loopback without authentication.
+  // "user" from basic auth, "token:abcd…" (first 4 characters) for a bearer token, "" when the
+  // server runs on loopback without authentication.
   std::string caller;
-  // For a route registered as "/prefix/{name}": the percent-decoded last
-  // segment.
+  // For a route registered as "/prefix/{name}": the percent-decoded last segment.
   std::string path_parameter;
 };
 
@@ -38,44 +36,37 @@ struct Response {
   static Response error(unsigned status, std::string_view message);
 };
 
-// Handlers run on the event loop thread that also serves the policy protocol's
-// acceptor: they must answer quickly and never block (no waiting on the
-// network, no long loops).
-using Handler = std::function<Response(const Request &)>;
+// Handlers run on the daemon's main event loop thread (the AdminServer's io_context): they must
+// answer quickly and never block (no waiting on the network, no long loops).
+using Handler = std::function<Response(const Request&)>;
 
 class Router {
-public:
-  // `path` is exact ("/api/v1/stats"), or ends in one "{name}" segment
-  // ("/api/v1/accounts/{id}") that matches any single non-empty segment; the
-  // segment is handed to the handler as Request::path_parameter. Exact paths
-  // win over parameter paths.
+ public:
+  // `path` is exact ("/api/v1/stats"), or ends in one "{name}" segment ("/api/v1/accounts/{id}")
+  // that matches any single non-empty segment; the segment is handed to the handler as
+  // Request::path_parameter. Exact paths win over parameter paths.
   void add(std::string method, std::string path, Handler handler);
 
-  // (method, path) as registered, sorted: compared with the OpenAPI
-  // description.
+  // (method, path) as registered, sorted: compared with the OpenAPI description.
   std::vector<std::pair<std::string, std::string>> routes() const;
 
-  // Fills request.path_parameter and runs the handler; 404 for an unknown path,
-  // 405 with an Allow header for a known path asked with another method.
-  Response dispatch(Request &request) const;
+  // Fills request.path_parameter and runs the handler; 404 for an unknown path, 405 with an Allow
+  // header for a known path asked with another method.
+  Response dispatch(Request& request) const;
 
-private:
+ private:
   struct PathRoutes {
     std::map<std::string, Handler> by_method;
   };
-  const PathRoutes *find(const std::string &path,
-                         std::string &path_parameter) const;
+  const PathRoutes* find(const std::string& path, std::string& path_parameter) const;
 
   std::map<std::string, PathRoutes> exact_;
-  std::map<std::string, PathRoutes>
-      parameter_prefixes_; // "/api/v1/accounts/" -> routes
-  std::map<std::string, std::string>
-      parameter_patterns_; // "/api/v1/accounts/" -> "...{id}"
+  std::map<std::string, PathRoutes> parameter_prefixes_;   // "/api/v1/accounts/" -> routes
+  std::map<std::string, std::string> parameter_patterns_;  // "/api/v1/accounts/" -> "...{id}"
 };
 
-// "%41b+c" -> "Ab c" when plus_is_space (query strings); malformed escapes are
-// kept as they are.
+// "%41b+c" -> "Ab c" when plus_is_space (query strings); malformed escapes are kept as they are.
 std::string percentDecode(std::string_view text, bool plus_is_space);
 std::map<std::string, std::string> parseQuery(std::string_view query);
 
-} // namespace saslguard::admin
+}  // namespace saslguard::admin

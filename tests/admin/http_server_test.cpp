@@ -1,9 +1,9 @@
-// http_server_test.cpp — the admin HTTP server end to end over real sockets:
-// routing, limits, authentication, TLS, timeouts and the connection cap. The
-// server runs on its own thread, the clients are small Beast clients with a
-// deadline on every exchange.
+// http_server_test.cpp — the admin HTTP server end to end over real sockets: routing, limits,
+// authentication, TLS, timeouts and the connection cap. The server runs on its own thread, the
+// clients are small Beast clients with a deadline on every exchange.
 #include "admin/http_server.hpp"
 
+#include <gtest/gtest.h>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
@@ -18,7 +18,6 @@
 #include <boost/json/value.hpp>
 #include <cstdlib>
 #include <future>
-#include <gtest/gtest.h>
 #include <thread>
 
 #include "admin/auth.hpp"
@@ -38,36 +37,29 @@ constexpr auto kExchangeDeadline = 10s;
 
 Router echoRouter() {
   Router router;
-  router.add("GET", "/livez", [](const Request &) {
-    return Response::json(200, R"({"status":"ok"})");
-  });
-  router.add("POST", "/echo", [](const Request &request) {
-    return Response::json(201, request.body);
-  });
-  router.add("GET", "/echo", [](const Request &request) {
+  router.add("GET", "/livez",
+             [](const Request&) { return Response::json(200, R"({"status":"ok"})"); });
+  router.add("POST", "/echo",
+             [](const Request& request) { return Response::json(201, request.body); });
+  router.add("GET", "/echo", [](const Request& request) {
     boost::json::object query;
-    for (const auto &[key, value] : request.query)
-      query[key] = value;
-    return Response::json(200,
-                          boost::json::serialize(boost::json::object{
-                              {"caller", request.caller}, {"query", query}}));
-  });
-  router.add("GET", "/accounts/{id}", [](const Request &request) {
+    for (const auto& [key, value] : request.query) query[key] = value;
     return Response::json(200, boost::json::serialize(boost::json::object{
-                                   {"id", request.path_parameter}}));
+                                   {"caller", request.caller}, {"query", query}}));
+  });
+  router.add("GET", "/accounts/{id}", [](const Request& request) {
+    return Response::json(
+        200, boost::json::serialize(boost::json::object{{"id", request.path_parameter}}));
   });
   return router;
 }
 
-// The server on its own io_context thread; stopped and joined when the test
-// ends.
+// The server on its own io_context thread; stopped and joined when the test ends.
 class RunningServer {
-public:
+ public:
   Result<void> start(AdminOptions options, Router router = echoRouter()) {
-    auto started =
-        AdminServer::start(io_, std::move(options), std::move(router));
-    if (!started)
-      return fail(started.error().message);
+    auto started = AdminServer::start(io_, std::move(options), std::move(router));
+    if (!started) return fail(started.error().message);
     server_ = std::move(*started);
     thread_ = std::thread([this] { io_.run(); });
     return {};
@@ -88,7 +80,7 @@ public:
     return read.get_future().get();
   }
 
-private:
+ private:
   asio::io_context io_;
   AdminServerPtr server_;
   std::thread thread_;
@@ -100,8 +92,8 @@ AdminOptions loopbackOptions() {
   return options;
 }
 
-http::request<http::string_body>
-makeRequest(http::verb method, std::string target, std::string body = "") {
+http::request<http::string_body> makeRequest(http::verb method, std::string target,
+                                             std::string body = "") {
   http::request<http::string_body> request{method, target, 11};
   request.set(http::field::host, "127.0.0.1");
   if (!body.empty()) {
@@ -112,18 +104,17 @@ makeRequest(http::verb method, std::string target, std::string body = "") {
   return request;
 }
 
-// Runs async operations on the client's own io_context so every exchange has a
-// deadline.
-template <class Stream> class BasicClient {
-public:
+// Runs async operations on the client's own io_context so every exchange has a deadline.
+template <class Stream>
+class BasicClient {
+ public:
   template <class... Args>
-  explicit BasicClient(Args &&...args)
-      : stream_(io_, std::forward<Args>(args)...) {}
+  explicit BasicClient(Args&&... args) : stream_(io_, std::forward<Args>(args)...) {}
 
   beast::error_code connect(unsigned short port) {
     beast::error_code ec;
-    beast::get_lowest_layer(stream_).socket().connect(
-        {asio::ip::make_address("127.0.0.1"), port}, ec);
+    beast::get_lowest_layer(stream_).socket().connect({asio::ip::make_address("127.0.0.1"), port},
+                                                      ec);
     return ec;
   }
 
@@ -136,17 +127,14 @@ public:
         return;
       }
       http::async_read(stream_, buffer_, response,
-                       [&](beast::error_code read_error, std::size_t) {
-                         error = read_error;
-                       });
+                       [&](beast::error_code read_error, std::size_t) { error = read_error; });
     });
     run();
-    if (error)
-      return std::nullopt;
+    if (error) return std::nullopt;
     return response;
   }
 
-  beast::error_code sendRaw(const std::string &bytes) {
+  beast::error_code sendRaw(const std::string& bytes) {
     beast::get_lowest_layer(stream_).expires_after(kExchangeDeadline);
     asio::async_write(stream_, asio::buffer(bytes),
                       [&](beast::error_code ec, std::size_t) { error = ec; });
@@ -154,8 +142,7 @@ public:
     return error;
   }
 
-  // Waits until the server closes the connection (or the deadline passes:
-  // error::timeout).
+  // Waits until the server closes the connection (or the deadline passes: error::timeout).
   beast::error_code waitForClose() {
     beast::get_lowest_layer(stream_).expires_after(kExchangeDeadline);
     readUntilError();
@@ -163,7 +150,7 @@ public:
     return error;
   }
 
-  Stream &stream() { return stream_; }
+  Stream& stream() { return stream_; }
   void run() {
     io_.restart();
     io_.run();
@@ -171,16 +158,15 @@ public:
 
   beast::error_code error;
 
-private:
+ private:
   void readUntilError() {
-    stream_.async_read_some(asio::buffer(sink_),
-                            [this](beast::error_code ec, std::size_t) {
-                              if (ec) {
-                                error = ec;
-                                return;
-                              }
-                              readUntilError();
-                            });
+    stream_.async_read_some(asio::buffer(sink_), [this](beast::error_code ec, std::size_t) {
+      if (ec) {
+        error = ec;
+        return;
+      }
+      readUntilError();
+    });
   }
 
   asio::io_context io_;
@@ -191,20 +177,17 @@ private:
 
 using Client = BasicClient<beast::tcp_stream>;
 
-std::optional<HttpResponse> getOnce(unsigned short port,
-                                    http::request<http::string_body> request) {
+std::optional<HttpResponse> getOnce(unsigned short port, http::request<http::string_body> request) {
   Client client;
-  if (client.connect(port))
-    return std::nullopt;
+  if (client.connect(port)) return std::nullopt;
   return client.send(std::move(request));
 }
 
-std::string basicHeader(const std::string &user_colon_password) {
+std::string basicHeader(const std::string& user_colon_password) {
   std::string encoded;
-  encoded.resize(
-      beast::detail::base64::encoded_size(user_colon_password.size()));
-  encoded.resize(beast::detail::base64::encode(
-      encoded.data(), user_colon_password.data(), user_colon_password.size()));
+  encoded.resize(beast::detail::base64::encoded_size(user_colon_password.size()));
+  encoded.resize(beast::detail::base64::encode(encoded.data(), user_colon_password.data(),
+                                               user_colon_password.size()));
   return "Basic " + encoded;
 }
 
@@ -218,20 +201,17 @@ TEST(AdminHttpServer, AnswersGetAndPostWithJson) {
   EXPECT_EQ(live->body(), R"({"status":"ok"})");
   EXPECT_EQ((*live)[http::field::content_type], "application/json");
 
-  auto posted = getOnce(
-      server.port(), makeRequest(http::verb::post, "/echo", R"({"a":[1,2]})"));
+  auto posted = getOnce(server.port(), makeRequest(http::verb::post, "/echo", R"({"a":[1,2]})"));
   ASSERT_TRUE(posted);
   EXPECT_EQ(posted->result_int(), 201u);
   EXPECT_EQ(posted->body(), R"({"a":[1,2]})");
 
-  auto queried = getOnce(server.port(),
-                         makeRequest(http::verb::get, "/echo?x=a%40b&y=1+2"));
+  auto queried = getOnce(server.port(), makeRequest(http::verb::get, "/echo?x=a%40b&y=1+2"));
   ASSERT_TRUE(queried);
   EXPECT_EQ(queried->body(), R"({"caller":"","query":{"x":"a@b","y":"1 2"}})");
 
   auto account =
-      getOnce(server.port(),
-              makeRequest(http::verb::get, "/accounts/bob%40example.org"));
+      getOnce(server.port(), makeRequest(http::verb::get, "/accounts/bob%40example.org"));
   ASSERT_TRUE(account);
   EXPECT_EQ(account->body(), R"({"id":"bob@example.org"})");
 }
@@ -245,13 +225,11 @@ TEST(AdminHttpServer, UnknownPathIs404AndWrongMethodIs405WithAllow) {
   EXPECT_EQ(missing->result_int(), 404u);
   EXPECT_EQ(missing->body(), R"({"error":"not found"})");
 
-  auto missing_id =
-      getOnce(server.port(), makeRequest(http::verb::get, "/accounts/"));
+  auto missing_id = getOnce(server.port(), makeRequest(http::verb::get, "/accounts/"));
   ASSERT_TRUE(missing_id);
   EXPECT_EQ(missing_id->result_int(), 404u);
 
-  auto wrong =
-      getOnce(server.port(), makeRequest(http::verb::delete_, "/echo"));
+  auto wrong = getOnce(server.port(), makeRequest(http::verb::delete_, "/echo"));
   ASSERT_TRUE(wrong);
   EXPECT_EQ(wrong->result_int(), 405u);
   EXPECT_EQ((*wrong)[http::field::allow], "GET, POST");
@@ -260,10 +238,7 @@ TEST(AdminHttpServer, UnknownPathIs404AndWrongMethodIs405WithAllow) {
 TEST(AdminHttpServer, RoutesAreListedForTheApiDescription) {
   const auto routes = echoRouter().routes();
   const std::vector<std::pair<std::string, std::string>> expected{
-      {"GET", "/accounts/{id}"},
-      {"GET", "/echo"},
-      {"POST", "/echo"},
-      {"GET", "/livez"}};
+      {"GET", "/accounts/{id}"}, {"GET", "/echo"}, {"POST", "/echo"}, {"GET", "/livez"}};
   EXPECT_EQ(routes, expected);
 }
 
@@ -273,13 +248,13 @@ TEST(AdminHttpServer, OversizedBodyIs413) {
   RunningServer server;
   ASSERT_TRUE(server.start(options));
 
-  auto fits = getOnce(server.port(), makeRequest(http::verb::post, "/echo",
-                                                 std::string(1024, 'x')));
+  auto fits =
+      getOnce(server.port(), makeRequest(http::verb::post, "/echo", std::string(1024, 'x')));
   ASSERT_TRUE(fits);
   EXPECT_EQ(fits->result_int(), 201u);
 
-  auto too_big = getOnce(server.port(), makeRequest(http::verb::post, "/echo",
-                                                    std::string(200000, 'x')));
+  auto too_big =
+      getOnce(server.port(), makeRequest(http::verb::post, "/echo", std::string(200000, 'x')));
   ASSERT_TRUE(too_big);
   EXPECT_EQ(too_big->result_int(), 413u);
   EXPECT_FALSE(too_big->keep_alive());
@@ -311,12 +286,10 @@ TEST(AdminHttpServer, BasicAuthentication) {
   RunningServer server;
   ASSERT_TRUE(server.start(options));
 
-  auto anonymous =
-      getOnce(server.port(), makeRequest(http::verb::get, "/livez"));
+  auto anonymous = getOnce(server.port(), makeRequest(http::verb::get, "/livez"));
   ASSERT_TRUE(anonymous);
   EXPECT_EQ(anonymous->result_int(), 401u);
-  EXPECT_EQ((*anonymous)[http::field::www_authenticate],
-            R"(Basic realm="saslguard")");
+  EXPECT_EQ((*anonymous)[http::field::www_authenticate], R"(Basic realm="saslguard")");
   EXPECT_EQ(anonymous->body(), R"({"error":"authentication required"})");
 
   auto wrong = makeRequest(http::verb::get, "/livez");
@@ -334,8 +307,7 @@ TEST(AdminHttpServer, BasicAuthentication) {
   auto accepted = getOnce(server.port(), right);
   ASSERT_TRUE(accepted);
   EXPECT_EQ(accepted->result_int(), 200u);
-  EXPECT_EQ(boost::json::parse(accepted->body()).at("caller").as_string(),
-            "admin");
+  EXPECT_EQ(boost::json::parse(accepted->body()).at("caller").as_string(), "admin");
 
   EXPECT_EQ(server.counters().auth_failures, 3u);
 }
@@ -351,8 +323,7 @@ TEST(AdminHttpServer, BearerToken) {
   auto accepted = getOnce(server.port(), request);
   ASSERT_TRUE(accepted);
   EXPECT_EQ(accepted->result_int(), 200u);
-  EXPECT_EQ(boost::json::parse(accepted->body()).at("caller").as_string(),
-            "token:seco\u2026");
+  EXPECT_EQ(boost::json::parse(accepted->body()).at("caller").as_string(), "token:seco\u2026");
 
   request.set(http::field::authorization, "Bearer second-token-valu");
   EXPECT_EQ(getOnce(server.port(), request)->result_int(), 401u);
@@ -403,8 +374,7 @@ TEST(AdminHttpServer, FailsOnATakenPortAndUnreadableTlsFiles) {
   tls.tls_key_file = "/nonexistent/key.pem";
   auto unreadable = AdminServer::start(io, tls, Router{});
   ASSERT_FALSE(unreadable);
-  EXPECT_NE(unreadable.error().message.find("/nonexistent/cert.pem"),
-            std::string::npos);
+  EXPECT_NE(unreadable.error().message.find("/nonexistent/cert.pem"), std::string::npos);
 
   auto bad_listen = loopbackOptions();
   bad_listen.listen = "admin.example:80";
@@ -415,11 +385,10 @@ TEST(AdminHttpServer, ServesHttpsWithTheConfiguredCertificate) {
   testing::TempDir dir;
   const auto key = (dir / "k.pem").string();
   const auto cert = (dir / "c.pem").string();
-  const auto command =
-      "openssl req -x509 -newkey rsa:2048 -nodes -keyout " + key + " -out " +
-      cert +
-      " -days 1 -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 "
-      ">/dev/null 2>&1";
+  const auto command = "openssl req -x509 -newkey rsa:2048 -nodes -keyout " + key + " -out " +
+                       cert +
+                       " -days 1 -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 "
+                       ">/dev/null 2>&1";
   ASSERT_EQ(std::system(command.c_str()), 0);
 
   auto options = loopbackOptions();
@@ -432,12 +401,10 @@ TEST(AdminHttpServer, ServesHttpsWithTheConfiguredCertificate) {
   trust.load_verify_file(cert);
   trust.set_verify_mode(asio::ssl::verify_peer);
   BasicClient<beast::ssl_stream<beast::tcp_stream>> client(trust);
-  client.stream().set_verify_callback(
-      asio::ssl::host_name_verification("127.0.0.1"));
+  client.stream().set_verify_callback(asio::ssl::host_name_verification("127.0.0.1"));
   ASSERT_FALSE(client.connect(server.port()));
-  client.stream().async_handshake(
-      asio::ssl::stream_base::client,
-      [&](beast::error_code ec) { client.error = ec; });
+  client.stream().async_handshake(asio::ssl::stream_base::client,
+                                  [&](beast::error_code ec) { client.error = ec; });
   beast::get_lowest_layer(client.stream()).expires_after(kExchangeDeadline);
   client.run();
   ASSERT_FALSE(client.error) << client.error.message();
@@ -452,8 +419,7 @@ TEST(AdminHttpServer, ServesHttpsWithTheConfiguredCertificate) {
   EXPECT_FALSE(plain.send(makeRequest(http::verb::get, "/livez")));
 }
 
-TEST(AdminHttpServer,
-     ClosesAHalfSentRequestAfterTheReadTimeoutWhileServingOthers) {
+TEST(AdminHttpServer, ClosesAHalfSentRequestAfterTheReadTimeoutWhileServingOthers) {
   auto options = loopbackOptions();
   options.read_timeout = 300ms;
   RunningServer server;
@@ -467,8 +433,7 @@ TEST(AdminHttpServer,
   auto other = getOnce(server.port(), makeRequest(http::verb::get, "/livez"));
   ASSERT_TRUE(other);
   EXPECT_EQ(other->result_int(), 200u);
-  EXPECT_LT(std::chrono::steady_clock::now() - started, 300ms)
-      << "the other client waited";
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 300ms) << "the other client waited";
 
   const auto closed = slow.waitForClose();
   const auto waited = std::chrono::steady_clock::now() - started;
@@ -476,6 +441,44 @@ TEST(AdminHttpServer,
   EXPECT_GE(waited, 250ms);
   EXPECT_LT(waited, 5s);
   EXPECT_GE(server.counters().timeouts, 1u);
+}
+
+TEST(AdminHttpServer, ClosesAKeptAliveConnectionAfterTheIdleTimeout) {
+  auto options = loopbackOptions();
+  options.idle_timeout = 200ms;
+  RunningServer server;
+  ASSERT_TRUE(server.start(options));
+  Client client;
+  ASSERT_FALSE(client.connect(server.port()));
+  auto reply = client.send(makeRequest(http::verb::get, "/livez"));
+  ASSERT_TRUE(reply);
+  EXPECT_TRUE(reply->keep_alive());
+  const auto answered = std::chrono::steady_clock::now();
+  EXPECT_EQ(client.waitForClose(), asio::error::eof);
+  const auto idle = std::chrono::steady_clock::now() - answered;
+  EXPECT_GE(idle, 150ms);
+  EXPECT_LT(idle, 5s);
+}
+
+TEST(AdminHttpServer, ClosesAClientThatStopsReadingAfterTheWriteTimeout) {
+  auto options = loopbackOptions();
+  options.write_timeout = 300ms;
+  Router router;
+  // Far more than the kernel buffers of both ends hold, so the write has to wait for the client.
+  router.add("GET", "/huge",
+             [](const Request&) { return Response::json(200, std::string(64 << 20, ' ')); });
+  RunningServer server;
+  ASSERT_TRUE(server.start(options, std::move(router)));
+  Client client;
+  ASSERT_FALSE(client.connect(server.port()));
+  ASSERT_FALSE(client.sendRaw("GET /huge HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"));
+  bool timed_out = false;
+  for (int attempt = 0; attempt < 100 && !timed_out; ++attempt) {
+    std::this_thread::sleep_for(100ms);
+    timed_out = server.counters().timeouts >= 1;
+  }
+  EXPECT_TRUE(timed_out);
+  EXPECT_TRUE(getOnce(server.port(), makeRequest(http::verb::get, "/huge/x")));  // still serving
 }
 
 TEST(AdminHttpServer, ClosesConnectionsBeyondMaxConnectionsAtOnce) {
@@ -486,26 +489,24 @@ TEST(AdminHttpServer, ClosesConnectionsBeyondMaxConnectionsAtOnce) {
 
   auto first = std::make_unique<Client>();
   Client second;
-  for (Client *client : {first.get(), &second}) {
+  for (Client* client : {first.get(), &second}) {
     ASSERT_FALSE(client->connect(server.port()));
-    ASSERT_TRUE(client->send(
-        makeRequest(http::verb::get, "/livez"))); // accepted and served
+    ASSERT_TRUE(client->send(makeRequest(http::verb::get, "/livez")));  // accepted and served
   }
   Client third;
   ASSERT_FALSE(third.connect(server.port()));
   EXPECT_FALSE(third.send(makeRequest(http::verb::get, "/livez")));
   EXPECT_EQ(server.counters().connections_refused, 1u);
 
-  first.reset(); // frees a slot once the server sees the close
+  first.reset();  // frees a slot once the server sees the close
   bool served = false;
   for (int attempt = 0; attempt < 50 && !served; ++attempt) {
     auto reply = getOnce(server.port(), makeRequest(http::verb::get, "/livez"));
     served = reply && reply->result_int() == 200u;
-    if (!served)
-      std::this_thread::sleep_for(50ms);
+    if (!served) std::this_thread::sleep_for(50ms);
   }
   EXPECT_TRUE(served);
 }
 
-} // namespace
-} // namespace saslguard::admin
+}  // namespace
+}  // namespace saslguard::admin
