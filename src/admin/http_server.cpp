@@ -247,6 +247,10 @@ asio::awaitable<void> serveRequests(AdminServer::State& state, Stream& stream,
     Response response;
     std::string method = "-";
     std::string path = "-";
+    if (parser.is_header_done()) {  // also for a refused body: the log line says what it was for
+      method = std::string(parser.get().method_string());
+      path = std::string(parser.get().target().substr(0, parser.get().target().find('?')));
+    }
     if (ec == http::error::body_limit) {
       response = Response::error(413, "request body too large");
     } else if (ec == http::error::header_limit) {
@@ -255,8 +259,6 @@ asio::awaitable<void> serveRequests(AdminServer::State& state, Stream& stream,
       response = Response::error(400, "malformed request");
     } else {
       auto& message = parser.get();
-      method = std::string(message.method_string());
-      path = std::string(message.target().substr(0, message.target().find('?')));
       version = message.version();
       keep_alive = message.keep_alive();
       response = respond(state, message, peer, caller);
