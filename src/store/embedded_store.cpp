@@ -477,6 +477,34 @@ Result<std::vector<std::pair<std::string, Mark>>> EmbeddedStore::listMarks(const
   return marks;
 }
 
+Result<std::size_t> EmbeddedStore::forgetSets(const std::string& account,
+                                              std::string_view name_prefix, TimePoint now) {
+  if (closed_.load()) return fail("state store is closed");
+  if (auto ok = checkAccount(account); !ok) return tl::unexpected(ok.error());
+  noteNow(toUnixMs(now));
+  std::size_t dropped = 0;
+  {
+    const std::uint64_t hash = accountHash(account);
+    auto shard = shardOf(hash).lock();
+    AccountEntry* entry = shard->accounts.find(account, hash);
+    if (entry == nullptr) return std::size_t{0};
+    auto& sets = entry->state.sets;
+    for (auto it = sets.begin(); it != sets.end();) {
+      if (shard->names.name(it->name).starts_with(name_prefix)) {
+        it = sets.erase(it);
+        ++dropped;
+      } else {
+        ++it;
+      }
+    }
+    if (dropped == 0) return std::size_t{0};
+    markDirty(*shard, *entry);
+  }
+  // An operator's change is durable before the answer, like a mark or a clear.
+  if (auto flushed = flush(); !flushed) return tl::unexpected(flushed.error());
+  return dropped;
+}
+
 Result<AccountView> EmbeddedStore::view(const std::string& account, TimePoint now) {
   if (closed_.load()) return fail("state store is closed");
   const std::int64_t now_s = floorSeconds(toUnixMs(now));

@@ -58,6 +58,8 @@ class EmbeddedStore final : public Store {
                                                               std::size_t limit,
                                                               TimePoint now) override;
   Result<AccountView> view(const std::string& account, TimePoint now) override;
+  Result<std::size_t> forgetSets(const std::string& account, std::string_view name_prefix,
+                                 TimePoint now) override;
   Result<void> flush() override;
   StoreStats stats() override;
 

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/clock.hpp"
@@ -139,6 +140,11 @@ class Store {
                                                                       std::size_t limit,
                                                                       TimePoint now) = 0;
   virtual Result<AccountView> view(const std::string& account, TimePoint now) = 0;
+  // Drops every set of the account whose name starts with `name_prefix` ("geo:" is geo's state:
+  // what an operator's "unblock" resets), durable before it returns. Returns how many sets were
+  // dropped. Counters and the mark are untouched.
+  virtual Result<std::size_t> forgetSets(const std::string& account, std::string_view name_prefix,
+                                         TimePoint now) = 0;
 
   // Writes everything pending (counters, sets) now; called on shutdown and by tests.
   virtual Result<void> flush() = 0;

@@ -1,6 +1,8 @@
 // sets_test.cpp — distinct-value sets with per-entry expiry (client IPs, countries), through
 // Store::execute.
 #include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "store_test_util.hpp"
 
@@ -101,6 +103,47 @@ TEST_F(Sets, CountersAndSetsOfOneBatchRunTogether) {
   EXPECT_FALSE(result->mark);
   EXPECT_EQ(result->counters[1].total, 2u);
   EXPECT_EQ(result->sets[1].count, 1u);
+}
+
+TEST_F(Sets, ForgetSetsDropsOnlyTheNamedSetsAndIsDurable) {
+  const auto o = options(at(10));
+  // The child ends with _exit() right after forgetSets, without close(): what it wrote must
+  // already be on disk, as after a crash.
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    auto store = EmbeddedStore::open(o);
+    if (!store) ::_exit(10);
+    if (!(*store)->execute(batch("alice", {counter("quota:60", 3)},
+                                 {touch("geo:ips", "192.0.2.1"), touch("geo:countries", "DE"),
+                                  touch("other:set", "x")}),
+                           at(1))) {
+      ::_exit(11);
+    }
+    if (!(*store)->flush() || !(*store)->mark("alice", mark("geo", "too many countries"), at(2))) {
+      ::_exit(12);
+    }
+    auto dropped = (*store)->forgetSets("alice", "geo:", at(3));
+    if (!dropped || *dropped != 2) ::_exit(13);
+    auto again = (*store)->forgetSets("alice", "geo:", at(4));
+    if (!again || *again != 0) ::_exit(14);
+    auto unknown = (*store)->forgetSets("nobody", "geo:", at(4));
+    if (!unknown || *unknown != 0) ::_exit(15);
+    ::_exit(0);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status));
+  ASSERT_EQ(WEXITSTATUS(status), 0) << "the child's step that failed: exit code";
+
+  auto reopened = open(o);
+  auto view = reopened->view("alice", at(10));
+  ASSERT_TRUE(view) << view.error().message;
+  ASSERT_EQ(view->sets.size(), 1u);
+  EXPECT_EQ(view->sets[0].name, "other:set");
+  ASSERT_EQ(view->counters.size(), 1u) << "counters are untouched";
+  EXPECT_EQ(view->counters[0].total, 3u);
+  EXPECT_TRUE(view->mark.has_value()) << "the mark is cleared separately";
 }
 
 }  // namespace
