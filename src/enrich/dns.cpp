@@ -1,6 +1,7 @@
-// dns.cpp — the c-ares resolver driven from Asio. c-ares owns its sockets and says through its
-// socket-state callback which to watch; each is wrapped in a stream_descriptor only to wait for
-// readiness (released, never closed), and one steady_timer follows ares_timeout() for retries.
+// dns.cpp — the c-ares resolver driven from Asio. c-ares owns its sockets (kept open between
+// queries) and says through its socket-state callback which to watch; each is wrapped in a
+// stream_descriptor only to wait for readiness while queries are in flight (released, never
+// closed), and one steady_timer follows ares_timeout() for retries.
 #include "enrich/dns.hpp"
 
 #include <ares.h>
@@ -183,6 +184,8 @@ class AresChannel final : public std::enable_shared_from_this<AresChannel> {
                           int reply_length);
 
   void watchSocket(ares_socket_t fd, bool readable, bool writable);
+  void armReadWaits();
+  void disarmReadWaits();
   void awaitReadable(const std::shared_ptr<SocketWatch>& watch);
   void awaitWritable(const std::shared_ptr<SocketWatch>& watch);
   void scheduleTimeouts();
@@ -203,6 +206,10 @@ class AresChannel final : public std::enable_shared_from_this<AresChannel> {
   ares_channel channel_ = nullptr;  // null once shut down
   asio::steady_timer timeout_timer_;
   std::unordered_map<ares_socket_t, std::shared_ptr<SocketWatch>> watches_;
+  // Queries c-ares holds (ares_query called, onQueryDone not yet). Read waits are armed only
+  // while this is not zero: the sockets stay open between queries, but an idle resolver leaves
+  // no work on the io_context, so a loop with nothing else to do returns.
+  std::size_t queries_in_flight_ = 0;
   // Flights that a new lookup may still join. c-ares holds its own reference to each flight
   // (the query's argument), since a flight past its deadline leaves this map before c-ares is
   // done with it.
@@ -227,7 +234,11 @@ Result<void> AresChannel::open() {
   // SERVFAIL and REFUSED come back as answers instead of being retried: c-ares 1.18 would ask
   // the same server again and then report "Could not contact DNS servers", hiding the cause.
   // The cost: no failover to a second server on those two codes (timeouts still fail over).
-  settings.flags = ARES_FLAG_NOSEARCH | ARES_FLAG_NOALIASES | ARES_FLAG_NOCHECKRESP;
+  // STAYOPEN: without it c-ares closes its UDP socket whenever no query is pending and opens a
+  // new one for the next (socket, fcntl, connect, epoll_ctl twice, close: a reputation lookup
+  // that misses the cache paid them all). Idle sockets are not watched (armReadWaits).
+  settings.flags =
+      ARES_FLAG_NOSEARCH | ARES_FLAG_NOALIASES | ARES_FLAG_NOCHECKRESP | ARES_FLAG_STAYOPEN;
   settings.timeout = static_cast<int>(options_.timeout.count());
   settings.tries = options_.tries;
   settings.sock_state_cb = &AresChannel::onSocketState;
@@ -277,8 +288,11 @@ asio::awaitable<DnsAnswer> AresChannel::resolve(std::shared_ptr<AresChannel> sel
     self->flights_.emplace(std::move(key), flight);
     SASLGUARD_COUNT(dns_queries_total);
     // May call onQueryDone before returning (a name c-ares rejects): `done` covers that.
+    ++self->queries_in_flight_;
     ares_query(self->channel_, flight->name.c_str(), ns_c_in, ns_t_a, &AresChannel::onQueryDone,
                new std::shared_ptr<Flight>(flight));
+    // A socket kept open from earlier queries is not watched while idle.
+    self->armReadWaits();
     self->scheduleTimeouts();
   }
   while (!flight->done) {
@@ -331,15 +345,40 @@ void AresChannel::watchSocket(ares_socket_t fd, bool readable, bool writable) {
   if (writable && !watch->write_pending) awaitWritable(watch);
 }
 
+void AresChannel::armReadWaits() {
+  if (queries_in_flight_ == 0) return;
+  for (auto& [fd, watch] : watches_) {
+    if (watch->active && watch->want_read && !watch->read_pending) awaitReadable(watch);
+  }
+}
+
+// Called when the last query ended without its socket becoming readable (timed out, failed):
+// the pending waits would otherwise keep the io_context busy until a stray datagram arrives.
+// Cancelling costs no system call (the descriptors stay registered with the reactor).
+void AresChannel::disarmReadWaits() {
+  for (auto& [fd, watch] : watches_) {
+    if (watch->read_pending) {
+      boost::system::error_code ignored;
+      watch->descriptor.cancel(ignored);
+    }
+  }
+}
+
 void AresChannel::awaitReadable(const std::shared_ptr<SocketWatch>& watch) {
   watch->read_pending = true;
   watch->descriptor.async_wait(
       asio::posix::descriptor_base::wait_read,
       [self = shared_from_this(), watch](const boost::system::error_code& error) {
         watch->read_pending = false;
-        if (!watch->active || error == asio::error::operation_aborted) return;
-        ares_process_fd(self->channel_, watch->fd, ARES_SOCKET_BAD);
-        if (watch->active && watch->want_read && !watch->read_pending) self->awaitReadable(watch);
+        if (!watch->active || self->channel_ == nullptr) return;
+        // operation_aborted: disarmed while idle; a query sent since then needs the wait back.
+        if (error != asio::error::operation_aborted) {
+          ares_process_fd(self->channel_, watch->fd, ARES_SOCKET_BAD);
+        }
+        if (watch->active && watch->want_read && !watch->read_pending &&
+            self->queries_in_flight_ > 0) {
+          self->awaitReadable(watch);
+        }
         self->scheduleTimeouts();
       });
 }
@@ -380,7 +419,11 @@ void AresChannel::onQueryDone(void* arg, int status, int /*timeouts*/, unsigned 
                               int reply_length) {
   // c-ares calls this exactly once per query, also when cancelled or destroyed.
   const std::unique_ptr<std::shared_ptr<Flight>> flight(static_cast<std::shared_ptr<Flight>*>(arg));
-  (*flight)->channel.finish(**flight, status, reply, reply_length);
+  auto& channel = (*flight)->channel;
+  if (channel.queries_in_flight_ > 0 && --channel.queries_in_flight_ == 0) {
+    channel.disarmReadWaits();
+  }
+  channel.finish(**flight, status, reply, reply_length);
 }
 
 void AresChannel::finish(Flight& flight, int status, const unsigned char* reply, int reply_length) {

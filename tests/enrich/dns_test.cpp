@@ -1,6 +1,7 @@
 // dns_test.cpp — the c-ares resolver against a real rbldnsd on loopback: listed and unlisted
 // IPv4, IPv6 and hashed-recipient names, caching (positive, negative, TTL expiry after a zone
-// reload), merged concurrent lookups, timeouts, SERVFAIL/REFUSED from a fake server, shutdown.
+// reload), merged concurrent lookups, timeouts, SERVFAIL/REFUSED from a fake server, shutdown,
+// one socket kept between queries without keeping an idle event loop busy.
 #include <gtest/gtest.h>
 #include <signal.h>
 
@@ -11,6 +12,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <chrono>
+#include <filesystem>
 #include <iostream>
 #include <thread>
 
@@ -81,6 +83,25 @@ std::vector<DnsAnswer> lookUpTogether(asio::io_context& context, DnsResolver& re
   context.run_for(bound);
   EXPECT_EQ(completed, names.size()) << "lookups still pending after " << bound.count() << " ms";
   return answers;
+}
+
+// Sockets this process has open (UDP or TCP), from /proc/self/fd.
+std::size_t openSockets() {
+  std::size_t sockets = 0;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fd")) {
+    std::error_code error;
+    const auto target = std::filesystem::read_symlink(entry.path(), error);
+    if (!error && target.string().starts_with("socket:")) ++sockets;
+  }
+  return sockets;
+}
+
+// How long `context` runs before it is out of work (bounded by `bound`).
+milliseconds runUntilIdle(asio::io_context& context, milliseconds bound) {
+  const auto start = SteadyClock::now();
+  context.restart();
+  context.run_for(bound);
+  return std::chrono::duration_cast<milliseconds>(SteadyClock::now() - start);
 }
 
 DnsAnswer lookUp(asio::io_context& context, DnsResolver& resolver, const std::string& name) {
@@ -385,6 +406,48 @@ TEST_F(DnsResolverTest, CachedLookupsAreCheap) {
   std::cout << "[ measure  ] cached(): " << probe_ns
             << " ns, co_await resolve() on a hit: " << await_ns << " ns\n";
   EXPECT_LT(probe_ns, 50000);  // a lock, a hash and a copy; the bound only catches a blunder
+}
+
+TEST_F(DnsResolverTest, KeepsOneSocketOpenBetweenQueries) {
+  auto resolver = makeResolver(context_, options());
+  const auto before = openSockets();
+  const CounterDeltas counters;
+  EXPECT_EQ(lookUp(context_, *resolver, ipQuery("127.0.0.2")).status, DnsStatus::kFound);
+  const auto after_first = openSockets();
+  EXPECT_EQ(after_first, before + 1) << "the query's socket stays open";
+  for (const char* address : {"192.0.2.1", "192.0.2.2", "10.9.9.9"}) {
+    EXPECT_NE(lookUp(context_, *resolver, ipQuery(address)).status, DnsStatus::kFailed);
+    EXPECT_EQ(openSockets(), after_first) << "the next query reuses it";
+  }
+  EXPECT_EQ(counters.queriesSent(), 4u);
+  resolver->shutdown();
+  EXPECT_EQ(openSockets(), before) << "shutdown closes it";
+}
+
+TEST_F(DnsResolverTest, LeavesAnIdleLoopNothingToWaitFor) {
+  auto resolver = makeResolver(context_, options());
+  EXPECT_EQ(lookUp(context_, *resolver, ipQuery("127.0.0.2")).status, DnsStatus::kFound);
+  // The socket is open but not watched while no query is in flight: run() returns.
+  EXPECT_LT(runUntilIdle(context_, seconds(5)), seconds(1));
+  // And the next query is watched again.
+  EXPECT_EQ(lookUp(context_, *resolver, ipQuery("192.0.2.7")).status, DnsStatus::kFound);
+  EXPECT_LT(runUntilIdle(context_, seconds(5)), seconds(1));
+}
+
+TEST(DnsResolver, LeavesTheLoopNothingToWaitForOnceATimedOutQueryIsGivenUp) {
+  testing::SilentUdpPort black_hole;
+  asio::io_context context;
+  DnsOptions options;
+  options.servers = {black_hole.server()};
+  options.timeout = milliseconds(100);
+  options.tries = 2;  // c-ares gives up after 100 + 200 ms
+  auto resolver = makeResolver(context, options);
+  EXPECT_EQ(lookUp(context, *resolver, "2.0.0.127.testkey.authbl.test").status,
+            DnsStatus::kTimeout);
+  EXPECT_LT(runUntilIdle(context, seconds(10)), seconds(2));
+  // The kept socket still works for the next query (it times out the same way).
+  EXPECT_EQ(lookUp(context, *resolver, "3.0.0.127.testkey.authbl.test").status,
+            DnsStatus::kTimeout);
 }
 
 TEST(Rbldnsd, AnswersAndIsGoneAfterwards) {
