@@ -13,6 +13,7 @@
 #include "engine/enrichers.hpp"
 #include "enrich/dns.hpp"
 #include "metrics/metrics.hpp"
+#include "metrics/request_labels.hpp"
 #include "notify/notifier.hpp"
 
 namespace saslguard::engine {
@@ -216,6 +217,7 @@ Action Pipeline::decide(const protocol::Request& request, TimePoint now, std::st
     planned[i].counters_end = batch.counters.size();
     planned[i].sets_end = batch.sets.size();
   }
+  SASLGUARD_COUNT(store_batches_total);
   auto state = store_.execute(batch, now);
   if (!state) {
     SASLGUARD_COUNT(store_errors_total);
@@ -232,6 +234,7 @@ Action Pipeline::decide(const protocol::Request& request, TimePoint now, std::st
     record.decided_by = "registry";
     // A log-only mark (a LOG listing) is recorded and shown, never enforced.
     const auto action = state->mark->action == "DUNNO" ? Action::Dunno : registry_action_;
+    metrics::countVerdict("registry", action, false);
     record.verdicts.push_back({"registry", action, state->mark->reason, false});
     return finish(record, action,
                   action == Action::Dunno ? std::string_view() : settings_->registry.reply_text,
@@ -265,10 +268,8 @@ Action Pipeline::decide(const protocol::Request& request, TimePoint now, std::st
     if (!verdict.hasOpinion()) continue;
     record.verdicts.push_back(
         {std::string(verdict.detector), verdict.action, verdict.reason, shadow});
-    if (shadow) {
-      SASLGUARD_COUNT(shadow_verdicts_total);
-      continue;
-    }
+    metrics::countVerdict(verdict.detector, verdict.action, shadow);
+    if (shadow) continue;  // counted by countVerdict (shadow_verdicts_total)
     // A listing marks the account even when another detector's answer is more severe.
     if (verdict.mark && (!marking || verdict.action > marking->action)) marking = verdict;
     if (!winner || verdict.action > winner->action) winner = std::move(verdict);

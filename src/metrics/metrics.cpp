@@ -47,6 +47,43 @@ std::vector<Sample> snapshot() {
   return samples;
 }
 
+DetectorLabel detectorLabel(std::string_view detector) {
+  for (std::size_t i = 0; i + 1 < kDetectorLabels; ++i) {
+    if (kDetectorNames[i] == detector) return static_cast<DetectorLabel>(i);
+  }
+  return DetectorLabel::Other;
+}
+
+namespace {
+
+template <std::size_t Rows, std::size_t Columns>
+void addTable(std::array<std::array<std::uint64_t, Columns>, Rows>& sum,
+              const CounterTable<Rows, Columns>& table) {
+  for (std::size_t row = 0; row < Rows; ++row) {
+    for (std::size_t column = 0; column < Columns; ++column) {
+      sum[row][column] += table[row][column].load(std::memory_order_relaxed);
+    }
+  }
+}
+
+}  // namespace
+
+LabelledSnapshot labelledSnapshot() {
+  LabelledSnapshot sum;
+  auto blocks = registry().blocks.lock();
+  for (const auto& block : *blocks) {
+    addTable(sum.replies, block->replies);
+    addTable(sum.verdicts, block->verdicts);
+    addTable(sum.shadow_verdicts, block->shadow_verdicts);
+    for (std::size_t i = 0; i < kRequestDurationBuckets; ++i) {
+      sum.request_duration_buckets[i] +=
+          block->request_duration_buckets[i].load(std::memory_order_relaxed);
+    }
+    sum.request_duration_sum_ns += block->request_duration_sum_ns.load(std::memory_order_relaxed);
+  }
+  return sum;
+}
+
 Gauges& gauges() {
   return registry().gauges;
 }

@@ -3,7 +3,10 @@
 // readers sum all copies. Every degraded path (malformed input, fail-open, drop) has one.
 #pragma once
 
+#include <array>
 #include <atomic>
+#include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <string_view>
 #include <vector>
@@ -57,12 +60,66 @@ namespace saslguard::metrics {
   X(ldap_cache_hits_total, "identity mappings answered from the LDAP cache")                  \
   X(ldap_failures_total, "LDAP searches that failed (server down, timeout, bad answer)")      \
   X(ldap_dropped_total, "LDAP mappings refused because the queue was full")                   \
-  X(geo_fired_total, "requests over a geo limit (IPs or countries)")
+  X(geo_fired_total, "requests over a geo limit (IPs or countries)")                          \
+  X(store_batches_total, "state store batch calls (one per request that reaches the registry)")
+
+// Labels of the per-thread labelled counters: fixed enums index fixed arrays, so the request
+// path never builds a string or looks a map up. Their text is in the *Names arrays below.
+enum class StageLabel : std::uint8_t { Rcpt, EndOfMessage, Other, kCount };
+// Same order as protocol::Action (metrics/request_labels.hpp checks it).
+enum class ActionLabel : std::uint8_t { Dunno, Hold, Defer, Reject, kCount };
+enum class DetectorLabel : std::uint8_t {
+  Quota,
+  Reputation,
+  Geo,
+  Denylist,
+  Registry,
+  Other,
+  kCount
+};
+
+inline constexpr std::size_t kStageLabels = static_cast<std::size_t>(StageLabel::kCount);
+inline constexpr std::size_t kActionLabels = static_cast<std::size_t>(ActionLabel::kCount);
+inline constexpr std::size_t kDetectorLabels = static_cast<std::size_t>(DetectorLabel::kCount);
+
+// protocol_state values as Postfix sends them; "other" for every other stage.
+inline constexpr std::array<std::string_view, kStageLabels> kStageNames = {"RCPT", "END-OF-MESSAGE",
+                                                                           "other"};
+inline constexpr std::array<std::string_view, kActionLabels> kActionNames = {"dunno", "hold",
+                                                                             "defer", "reject"};
+// A verdict with action DUNNO that has an opinion is a log-only listing: it is named "log".
+inline constexpr std::array<std::string_view, kActionLabels> kVerdictActionNames = {
+    "log", "hold", "defer", "reject"};
+inline constexpr std::array<std::string_view, kDetectorLabels> kDetectorNames = {
+    "quota", "reputation", "geo", "denylist", "registry", "other"};
+
+// The detector's label from its name (Verdict::detector); unknown names count as "other".
+DetectorLabel detectorLabel(std::string_view detector);
+
+// Upper bounds of the request latency histogram, 10 us to 1 s (1-2.5-5 steps); the last bucket,
+// past the final bound, is +Inf.
+inline constexpr std::array<std::int64_t, 16> kRequestDurationBoundsNs = {
+    10'000,      25'000,      50'000,      100'000,      250'000,    500'000,
+    1'000'000,   2'500'000,   5'000'000,   10'000'000,   25'000'000, 50'000'000,
+    100'000'000, 250'000'000, 500'000'000, 1'000'000'000};
+inline constexpr std::size_t kRequestDurationBuckets = kRequestDurationBoundsNs.size() + 1;
+
+template <std::size_t Rows, std::size_t Columns>
+using CounterTable = std::array<std::array<std::atomic<std::uint64_t>, Columns>, Rows>;
 
 struct alignas(64) Counters {
 #define SASLGUARD_COUNTER_FIELD(name, help) std::atomic<std::uint64_t> name{0};
   SASLGUARD_COUNTERS(SASLGUARD_COUNTER_FIELD)
 #undef SASLGUARD_COUNTER_FIELD
+
+  // Replies by protocol_state and action (their sum is requests_total).
+  CounterTable<kStageLabels, kActionLabels> replies{};
+  // Enforced verdicts with an opinion, and shadow-mode ones (their sum is shadow_verdicts_total).
+  CounterTable<kDetectorLabels, kActionLabels> verdicts{};
+  CounterTable<kDetectorLabels, kActionLabels> shadow_verdicts{};
+  // Request latency, request parsed to reply queued: one count per bucket (not cumulative).
+  std::array<std::atomic<std::uint64_t>, kRequestDurationBuckets> request_duration_buckets{};
+  std::atomic<std::uint64_t> request_duration_sum_ns{0};
 };
 
 // This thread's counters. Only this thread writes them, so increments are a relaxed load and
@@ -74,6 +131,43 @@ inline void increment(std::atomic<std::uint64_t>& counter, std::uint64_t by = 1)
 }
 #define SASLGUARD_COUNT(name) ::saslguard::metrics::increment(::saslguard::metrics::local().name)
 
+// One answered request: its stage and action, and how long it took from parsed to answered.
+// Also counts requests_total and replies_<action>_total, as every reply must.
+inline void countReply(StageLabel stage, ActionLabel action, std::chrono::nanoseconds duration) {
+  auto& counters = local();
+  increment(counters.requests_total);
+  switch (action) {
+    case ActionLabel::Dunno:
+      increment(counters.replies_dunno_total);
+      break;
+    case ActionLabel::Hold:
+      increment(counters.replies_hold_total);
+      break;
+    case ActionLabel::Defer:
+      increment(counters.replies_defer_total);
+      break;
+    case ActionLabel::Reject:
+    case ActionLabel::kCount:
+      increment(counters.replies_reject_total);
+      break;
+  }
+  increment(counters.replies[static_cast<std::size_t>(stage)][static_cast<std::size_t>(action)]);
+  const auto ns = duration.count() > 0 ? duration.count() : 0;
+  std::size_t bucket = 0;  // a linear scan: most requests stop within the first few bounds
+  while (bucket < kRequestDurationBoundsNs.size() && ns > kRequestDurationBoundsNs[bucket])
+    ++bucket;
+  increment(counters.request_duration_buckets[bucket]);
+  increment(counters.request_duration_sum_ns, static_cast<std::uint64_t>(ns));
+}
+
+// One verdict with an opinion, enforced or in shadow mode (then also shadow_verdicts_total).
+inline void countVerdict(DetectorLabel detector, ActionLabel action, bool shadow) {
+  auto& counters = local();
+  auto& table = shadow ? counters.shadow_verdicts : counters.verdicts;
+  increment(table[static_cast<std::size_t>(detector)][static_cast<std::size_t>(action)]);
+  if (shadow) increment(counters.shadow_verdicts_total);
+}
+
 struct Sample {
   std::string_view name;
   std::string_view help;
@@ -81,6 +175,16 @@ struct Sample {
 };
 // The sum over all threads of every counter, in declaration order.
 std::vector<Sample> snapshot();
+
+// The labelled counters summed over all threads, as plain numbers.
+struct LabelledSnapshot {
+  std::array<std::array<std::uint64_t, kActionLabels>, kStageLabels> replies{};
+  std::array<std::array<std::uint64_t, kActionLabels>, kDetectorLabels> verdicts{};
+  std::array<std::array<std::uint64_t, kActionLabels>, kDetectorLabels> shadow_verdicts{};
+  std::array<std::uint64_t, kRequestDurationBuckets> request_duration_buckets{};
+  std::uint64_t request_duration_sum_ns = 0;
+};
+LabelledSnapshot labelledSnapshot();
 
 // Gauges owned elsewhere (connections open, ...) are plain atomics read directly.
 struct Gauges {

@@ -11,31 +11,13 @@
 
 #include "common/log.hpp"
 #include "metrics/metrics.hpp"
+#include "metrics/request_labels.hpp"
 #include "server/policy_server.hpp"
 
 namespace saslguard::server {
 namespace {
 
 constexpr std::size_t kReadChunk = 16384;
-
-void countReply(protocol::Action action) {
-  auto& counters = metrics::local();
-  metrics::increment(counters.requests_total);
-  switch (action) {
-    case protocol::Action::Dunno:
-      metrics::increment(counters.replies_dunno_total);
-      break;
-    case protocol::Action::Hold:
-      metrics::increment(counters.replies_hold_total);
-      break;
-    case protocol::Action::Defer:
-      metrics::increment(counters.replies_defer_total);
-      break;
-    case protocol::Action::Reject:
-      metrics::increment(counters.replies_reject_total);
-      break;
-  }
-}
 
 }  // namespace
 
@@ -66,6 +48,7 @@ bool Connection::answer(std::string_view input, std::size_t& consumed) {
     const auto outcome = parser_.parse(input.substr(consumed), request_);
     switch (outcome.status) {
       case protocol::ParseStatus::Complete: {
+        parsed_at_ = std::chrono::steady_clock::now();  // the latency histogram's start
         const auto now = Clock::now();
         // Lookups once per message: Postfix sends all of a message's requests on one connection.
         if (pipeline.hasLookups()) {
@@ -79,7 +62,7 @@ bool Connection::answer(std::string_view input, std::size_t& consumed) {
             return true;
           }
         }
-        countReply(pipeline.decide(request_, now, output_));
+        metrics::countReply(request_, pipeline.decide(request_, now, output_), parsed_at_);
         break;
       }
       case protocol::ParseStatus::Malformed:
@@ -95,7 +78,8 @@ bool Connection::answer(std::string_view input, std::size_t& consumed) {
                        outcome.problem, protocol::actionName(worker_.limits.malformed_action));
         }
         protocol::appendReply(output_, worker_.limits.malformed_action, {});
-        countReply(worker_.limits.malformed_action);
+        metrics::countReply(metrics::StageLabel::Other,
+                            metrics::actionLabel(worker_.limits.malformed_action), {});
         break;
       }
       case protocol::ParseStatus::NeedMore:
@@ -119,7 +103,8 @@ asio::awaitable<void> Connection::run() {
         const auto lookups = co_await pipeline->lookups(
             request_, now, worker_.enrichersFor(*pipeline), detector_lookups_);
         if (lookups.failed) looked_up_instance_.clear();  // the next RCPT tries again
-        countReply(pipeline->decide(request_, now, output_, &lookups));
+        metrics::countReply(request_, pipeline->decide(request_, now, output_, &lookups),
+                            parsed_at_);
       }
       if (consumed > 0) {
         std::memmove(input_.data(), input_.data() + consumed, input_size_ - consumed);

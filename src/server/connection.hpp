@@ -44,6 +44,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::string looked_up_instance_;  // the message whose first RCPT was looked up
   bool detector_lookups_ = true;    // the pending lookups include the detectors' (first RCPT)
   std::chrono::steady_clock::time_point last_activity_;
+  std::chrono::steady_clock::time_point parsed_at_{};  // of request_, for the latency metric
 };
 
 }  // namespace saslguard::server
