@@ -62,7 +62,11 @@ std::string millis(std::chrono::milliseconds duration) {
 class RedisClient::Impl : public std::enable_shared_from_this<RedisClient::Impl> {
  public:
   Impl(asio::any_io_executor executor, RedisOptions options)
-      : strand_(asio::make_strand(executor)), options_(std::move(options)), discovery_(options_) {
+      : strand_(asio::make_strand(executor)),
+        options_(std::move(options)),
+        discovery_(options_),
+        watch_socket_(strand_),
+        watch_pause_(strand_) {
     for (std::size_t i = 0; i < options_.pool_size; ++i) {
       connections_.push_back(std::make_unique<Connection>(strand_));
     }
@@ -130,6 +134,12 @@ class RedisClient::Impl : public std::enable_shared_from_this<RedisClient::Impl>
   void startReader(Connection& connection);
   void closeConnection(Connection& connection, const std::string& why);
   void connectFailed(Connection& connection, const std::string& why);
+  // Listens for +switch-master on one sentinel at a time and drops every connection when our
+  // primary changes: a demoted primary that stays up would otherwise keep taking writes until
+  // Sentinel reconfigures it (which takes many seconds) or it answers -READONLY.
+  asio::awaitable<void> watchSwitches();
+  asio::awaitable<Result<void>> subscribeToSwitches(const RedisEndpoint& sentinel,
+                                                    RedisReplyReader& reader);
 
   asio::any_io_executor strand_;
   RedisOptions options_;
@@ -137,6 +147,9 @@ class RedisClient::Impl : public std::enable_shared_from_this<RedisClient::Impl>
   std::vector<std::unique_ptr<Connection>> connections_;
   std::size_t next_connection_ = 0;
   bool shut_down_ = false;
+  bool watching_ = false;
+  tcp::socket watch_socket_;        // the subscription to a sentinel
+  asio::steady_timer watch_pause_;  // between attempts when no sentinel takes the subscription
 
   mutable std::mutex primary_mutex_;
   std::string primary_;
@@ -157,6 +170,11 @@ asio::awaitable<Result<Replies>> RedisClient::Impl::call(std::string bytes, std:
     if (shut_down_) {
       ++failures_;
       co_return fail("Redis client shut down");
+    }
+    if (!watching_ && !options_.sentinels.empty()) {
+      watching_ = true;
+      asio::co_spawn(
+          strand_, [self = shared_from_this()] { return self->watchSwitches(); }, asio::detached);
     }
     auto& connection = pick();
     std::uint64_t generation = 0;
@@ -447,8 +465,95 @@ void RedisClient::Impl::connectFailed(Connection& connection, const std::string&
   closeConnection(connection, why);
 }
 
+asio::awaitable<Result<void>> RedisClient::Impl::subscribeToSwitches(const RedisEndpoint& sentinel,
+                                                                     RedisReplyReader& reader) {
+  const auto address = co_await resolveRedisEndpoint(strand_, sentinel);
+  if (!address) co_return fail(address.error().message);
+  if (shut_down_) co_return fail("shut down");
+  // Connect and subscribe within sentinel_timeout; the guard closes the socket otherwise.
+  auto guard = std::make_shared<asio::steady_timer>(strand_, options_.sentinel_timeout);
+  guard->async_wait([self = shared_from_this()](const boost::system::error_code& error) {
+    if (error) return;
+    boost::system::error_code ignored;
+    self->watch_socket_.close(ignored);
+  });
+  struct CancelGuard {
+    std::shared_ptr<asio::steady_timer> timer;
+    ~CancelGuard() { timer->cancel(); }
+  } cancel_guard{guard};
+
+  boost::system::error_code error;
+  co_await watch_socket_.async_connect(*address, asio::redirect_error(asio::use_awaitable, error));
+  if (error) co_return fail(error.message());
+  RedisPipeline subscribe;
+  addAuth(subscribe, options_.sentinel_username, options_.sentinel_password);
+  subscribe.add({"SUBSCRIBE", "+switch-master"});
+  const auto bytes = subscribe.bytes();
+  co_await asio::async_write(watch_socket_, asio::buffer(bytes),
+                             asio::redirect_error(asio::use_awaitable, error));
+  if (error) co_return fail(error.message());
+  std::array<char, 4096> buffer;
+  for (std::size_t confirmed = 0; confirmed < subscribe.size();) {
+    auto next = reader.next();
+    if (!next) co_return fail(next.error().message);
+    if (*next) {
+      if ((*next)->isError()) co_return fail((*next)->describe());
+      ++confirmed;
+      continue;
+    }
+    const auto received = co_await watch_socket_.async_read_some(
+        asio::buffer(buffer), asio::redirect_error(asio::use_awaitable, error));
+    if (error) co_return fail(error.message());
+    if (auto fed = reader.feed(buffer.data(), received); !fed) co_return fail(fed.error().message);
+  }
+  co_return Result<void>{};
+}
+
+asio::awaitable<void> RedisClient::Impl::watchSwitches() {
+  const auto prefix = options_.master_name + " ";
+  std::array<char, 4096> buffer;
+  for (std::size_t attempt = 0; !shut_down_; ++attempt) {
+    const auto& sentinel = options_.sentinels[attempt % options_.sentinels.size()];
+    RedisReplyReader reader;
+    auto subscribed = co_await subscribeToSwitches(sentinel, reader);
+    while (subscribed && !shut_down_) {
+      auto next = reader.next();
+      if (!next) break;
+      if (!*next) {
+        boost::system::error_code error;
+        const auto received = co_await watch_socket_.async_read_some(
+            asio::buffer(buffer), asio::redirect_error(asio::use_awaitable, error));
+        if (error || !reader.feed(buffer.data(), received)) break;
+        continue;
+      }
+      // ["message", "+switch-master", "<name> <old ip> <old port> <new ip> <new port>"]
+      const auto& message = **next;
+      if (message.type == RedisReply::Type::kArray && message.elements.size() == 3 &&
+          message.elements[2].text.starts_with(prefix)) {
+        for (auto& connection : connections_) {
+          if (connection->state != Connection::State::kIdle) {
+            closeConnection(*connection,
+                            "Sentinel switched the primary of " + options_.master_name);
+          }
+        }
+      }
+    }
+    boost::system::error_code ignored;
+    watch_socket_.close(ignored);
+    if (shut_down_) break;
+    // Next sentinel at once; after a round of failures, a pause.
+    if ((attempt + 1) % options_.sentinels.size() == 0) {
+      watch_pause_.expires_after(std::max(options_.reconnect_max, std::chrono::milliseconds(100)));
+      co_await watch_pause_.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
+    }
+  }
+}
+
 void RedisClient::Impl::shutdown() {
   shut_down_ = true;
+  boost::system::error_code ignored;
+  watch_socket_.close(ignored);
+  watch_pause_.cancel();
   for (auto& connection : connections_) closeConnection(*connection, "Redis client shut down");
 }
 
