@@ -145,8 +145,9 @@ std::string peerName(const tcp::socket& socket) {
 }
 
 // Checks the credentials and runs the route. `caller` is filled for the log line.
-Response respond(AdminServer::State& state, http::request<http::string_body>& message,
-                 const std::string& peer, std::string& caller) {
+asio::awaitable<Response> respond(AdminServer::State& state,
+                                  http::request<http::string_body>& message,
+                                  const std::string& peer, std::string& caller) {
   ++state.counters.requests;
   if (state.authenticator.required()) {
     auto who = state.authenticator.authenticate(message[http::field::authorization]);
@@ -160,7 +161,7 @@ Response respond(AdminServer::State& state, http::request<http::string_body>& me
       }
       auto response = Response::error(401, "authentication required");
       response.headers.emplace_back("WWW-Authenticate", "Basic realm=\"saslguard\"");
-      return response;
+      co_return response;
     }
     caller = std::move(*who);
   }
@@ -174,13 +175,13 @@ Response respond(AdminServer::State& state, http::request<http::string_body>& me
   request.content_type = std::string(message[http::field::content_type]);
   request.caller = caller;
   try {
-    return state.router.dispatch(request);
+    co_return co_await state.router.dispatchAsync(request);
   } catch (const std::exception& e) {
     // A handler bug must not take the daemon's event loop down with it.
     spdlog::error("admin API: handler for {} {} failed: {}", request.method, request.path,
                   e.what());
-    return Response::error(500, "internal error");
   }
+  co_return Response::error(500, "internal error");
 }
 
 http::response<http::string_body> toMessage(Response response, unsigned version, bool keep_alive) {
@@ -261,7 +262,7 @@ asio::awaitable<void> serveRequests(AdminServer::State& state, Stream& stream,
       auto& message = parser.get();
       version = message.version();
       keep_alive = message.keep_alive();
-      response = respond(state, message, peer, caller);
+      response = co_await respond(state, message, peer, caller);
     }
     keep_alive = keep_alive && !state.stopping;
     const unsigned status = response.status;

@@ -21,14 +21,22 @@ Response Response::error(unsigned status, std::string_view message) {
 }
 
 void Router::add(std::string method, std::string path, Handler handler) {
+  addRoute(std::move(method), std::move(path), Route{std::move(handler), nullptr});
+}
+
+void Router::addAsync(std::string method, std::string path, AsyncHandler handler) {
+  addRoute(std::move(method), std::move(path), Route{nullptr, std::move(handler)});
+}
+
+void Router::addRoute(std::string method, std::string path, Route route) {
   const auto open = path.rfind("/{");
   if (open != std::string::npos && path.back() == '}') {
     auto prefix = path.substr(0, open + 1);
     parameter_patterns_[prefix] = path;
-    parameter_prefixes_[prefix].by_method[std::move(method)] = std::move(handler);
+    parameter_prefixes_[prefix].by_method[std::move(method)] = std::move(route);
     return;
   }
-  exact_[std::move(path)].by_method[std::move(method)] = std::move(handler);
+  exact_[std::move(path)].by_method[std::move(method)] = std::move(route);
 }
 
 std::vector<std::pair<std::string, std::string>> Router::routes() const {
@@ -57,21 +65,40 @@ const Router::PathRoutes* Router::find(const std::string& path, std::string& pat
   return &prefix->second;
 }
 
-Response Router::dispatch(Request& request) const {
+const Router::Route* Router::match(Request& request, Response& refusal) const {
   const PathRoutes* routes = find(request.path, request.path_parameter);
-  if (routes == nullptr) return Response::error(404, "not found");
+  if (routes == nullptr) {
+    refusal = Response::error(404, "not found");
+    return nullptr;
+  }
   auto route = routes->by_method.find(request.method);
   if (route == routes->by_method.end()) {
     std::string allow;
-    for (const auto& [method, handler] : routes->by_method) {
+    for (const auto& [method, unused] : routes->by_method) {
       if (!allow.empty()) allow += ", ";
       allow += method;
     }
-    auto response = Response::error(405, "method not allowed");
-    response.headers.emplace_back("Allow", allow);
-    return response;
+    refusal = Response::error(405, "method not allowed");
+    refusal.headers.emplace_back("Allow", allow);
+    return nullptr;
   }
-  return route->second(request);
+  return &route->second;
+}
+
+Response Router::dispatch(Request& request) const {
+  Response refusal;
+  const Route* route = match(request, refusal);
+  if (route == nullptr) return refusal;
+  if (!route->handler) return Response::error(500, "route needs dispatchAsync");
+  return route->handler(request);
+}
+
+boost::asio::awaitable<Response> Router::dispatchAsync(Request& request) const {
+  Response refusal;
+  const Route* route = match(request, refusal);
+  if (route == nullptr) co_return refusal;
+  if (route->handler) co_return route->handler(request);
+  co_return co_await route->async_handler(request);
 }
 
 namespace {

@@ -3,6 +3,7 @@
 // can be tested without a socket.
 #pragma once
 
+#include <boost/asio/awaitable.hpp>
 #include <functional>
 #include <map>
 #include <string>
@@ -39,6 +40,9 @@ struct Response {
 // Handlers run on the daemon's main event loop thread (the AdminServer's io_context): they must
 // answer quickly and never block (no waiting on the network, no long loops).
 using Handler = std::function<Response(const Request&)>;
+// A handler that waits (an LDAP search, a DNS lookup, the policy pipeline): it runs as a
+// coroutine on the same thread and must still bound its wait.
+using AsyncHandler = std::function<boost::asio::awaitable<Response>(const Request&)>;
 
 class Router {
  public:
@@ -46,19 +50,30 @@ class Router {
   // that matches any single non-empty segment; the segment is handed to the handler as
   // Request::path_parameter. Exact paths win over parameter paths.
   void add(std::string method, std::string path, Handler handler);
+  void addAsync(std::string method, std::string path, AsyncHandler handler);
 
   // (method, path) as registered, sorted: compared with the OpenAPI description.
   std::vector<std::pair<std::string, std::string>> routes() const;
 
   // Fills request.path_parameter and runs the handler; 404 for an unknown path, 405 with an Allow
   // header for a known path asked with another method.
+  // An AsyncHandler route answers 500 here: serve those through dispatchAsync().
   Response dispatch(Request& request) const;
+  // The same for every route, awaiting an AsyncHandler.
+  boost::asio::awaitable<Response> dispatchAsync(Request& request) const;
 
  private:
-  struct PathRoutes {
-    std::map<std::string, Handler> by_method;
+  struct Route {
+    Handler handler;  // one of the two is set
+    AsyncHandler async_handler;
   };
+  struct PathRoutes {
+    std::map<std::string, Route> by_method;
+  };
+  void addRoute(std::string method, std::string path, Route route);
   const PathRoutes* find(const std::string& path, std::string& path_parameter) const;
+  // The route for the request, or the 404/405 answer.
+  const Route* match(Request& request, Response& refusal) const;
 
   std::map<std::string, PathRoutes> exact_;
   std::map<std::string, PathRoutes> parameter_prefixes_;   // "/api/v1/accounts/" -> routes

@@ -389,6 +389,66 @@ std::vector<Option> buildTable() {
       .range(1, 100)
       .help("delivery attempts per e-mail, with back-off from 5 s doubling up to 10 min");
 
+  SASLGUARD_OPTION(admin, enabled).help("serve the admin HTTP API");
+  SASLGUARD_OPTION(admin, listen)
+      .checkedBy(+[](std::string_view text) -> Result<void> {
+        const auto colon = text.rfind(':');
+        if (colon == std::string_view::npos || colon == 0 || colon + 1 == text.size()) {
+          return fail("expected host:port or [v6]:port");
+        }
+        const auto port = text.substr(colon + 1);
+        if (!std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; }) ||
+            port.size() > 5 || std::stoi(std::string(port)) > 65535) {
+          return fail("expected a port number from 0 to 65535 after the last colon");
+        }
+        return {};
+      })
+      .help("host:port of the API; off loopback it refuses to start without credentials");
+  SASLGUARD_OPTION(admin, tls_cert_file)
+      .checkedBy(+[](std::string_view text) -> Result<void> {
+        if (text.empty() || text.starts_with('/')) return {};
+        return fail("expected an absolute path");
+      })
+      .help("PEM certificate (chain) for HTTPS; with tls_key_file");
+  SASLGUARD_OPTION(admin, tls_key_file)
+      .checkedBy(+[](std::string_view text) -> Result<void> {
+        if (text.empty() || text.starts_with('/')) return {};
+        return fail("expected an absolute path");
+      })
+      .help("PEM private key for HTTPS");
+  SASLGUARD_OPTION(admin, basic_user).help("HTTP Basic user name; empty: no Basic authentication");
+  SASLGUARD_OPTION(admin, basic_password)
+      .secret()
+      .help("HTTP Basic password (prefer basic_password_file)");
+  SASLGUARD_OPTION(admin, basic_password_file)
+      .checkedBy(+[](std::string_view text) -> Result<void> {
+        if (text.empty() || text.starts_with('/')) return {};
+        return fail("expected an absolute path");
+      })
+      .help("file whose first line is the HTTP Basic password");
+  SASLGUARD_OPTION(admin, bearer_tokens_file)
+      .checkedBy(+[](std::string_view text) -> Result<void> {
+        if (text.empty() || text.starts_with('/')) return {};
+        return fail("expected an absolute path");
+      })
+      .help("file with one bearer token per line (Authorization: Bearer TOKEN)");
+  SASLGUARD_OPTION(admin, max_body_kb).range(1, 65536).help("largest request body accepted (413)");
+  SASLGUARD_OPTION(admin, read_timeout_ms)
+      .range(100, 3600000)
+      .help("a request (or TLS handshake) not complete by then is dropped");
+  SASLGUARD_OPTION(admin, write_timeout_ms)
+      .range(100, 3600000)
+      .help("a client that does not read its answer by then is dropped");
+  SASLGUARD_OPTION(admin, idle_timeout_ms)
+      .range(100, 3600000)
+      .help("a kept-alive connection idle this long is closed");
+  SASLGUARD_OPTION(admin, max_connections)
+      .range(1, 10000)
+      .help("API connections open at once; more are closed at once");
+  SASLGUARD_OPTION(admin, geoip_policyd_endpoints)
+      .help("serve geoip-policyd's REST endpoints (/reload, /query, /remove, ...) unchanged");
+  SASLGUARD_OPTION(admin, query_records)
+      .help("POST /query records the address like a policy request (geoip-policyd did)");
   SASLGUARD_OPTION(detectors.denylist, enabled).help("evaluate this detector");
   SASLGUARD_OPTION(detectors.denylist, shadow)
       .help("evaluate, log and count only (\"would have\"); never enforce");
@@ -772,6 +832,9 @@ std::string sectionHelp(std::string_view section) {
       {"notify",
        "What runs off the request path when an account is newly marked compromised: a hook "
        "command (never through a shell) and an e-mail to the operator."},
+      {"admin",
+       "The admin HTTP API: accounts, decisions, settings, health, Prometheus metrics and "
+       "geoip-policyd's REST endpoints. See docs/admin-api.md."},
       {"detectors.denylist",
        "Accounts, senders and networks always answered with the action. Like every detector it "
        "has enabled, shadow, action and reply_text."},

@@ -235,6 +235,26 @@ struct NotifySettings {
   int mail_max_attempts = 8;
 };
 
+// The admin HTTP API (native /api/v1, geoip-policyd's endpoints, /metrics, health checks).
+struct AdminSettings {
+  bool enabled = false;
+  std::string listen = "127.0.0.1:8080";  // host:port; anything but loopback needs credentials
+  std::string tls_cert_file;              // both set: HTTPS
+  std::string tls_key_file;
+  std::string basic_user;  // empty: no HTTP Basic
+  std::string basic_password;
+  std::string basic_password_file;  // its first line is the password
+  std::string bearer_tokens_file;   // one token per line; empty: no bearer tokens
+  int max_body_kb = 1024;
+  int read_timeout_ms = 10000;
+  int write_timeout_ms = 30000;
+  int idle_timeout_ms = 60000;
+  int max_connections = 64;
+  bool geoip_policyd_endpoints =
+      true;                    // /reload, /query, /remove, ... as geoip-policyd serves them
+  bool query_records = false;  // POST /query records the address like a real request
+};
+
 struct Settings {
   ServerSettings server;
   ProtocolSettings protocol;
@@ -249,6 +269,7 @@ struct Settings {
   EventlogSettings eventlog;
   DnsSettings dns;
   NotifySettings notify;
+  AdminSettings admin;
   DetectorsSettings detectors;
 
   std::string source_path;  // the file these came from ("" for defaults only)

@@ -390,4 +390,11 @@ Action Pipeline::finish(DecisionRecord& record, Action action, std::string_view 
   return action;
 }
 
+const Detector* Pipeline::detector(std::string_view name) const {
+  for (const auto& configured : detectors_) {
+    if (configured.detector->name() == name) return configured.detector.get();
+  }
+  return nullptr;
+}
+
 }  // namespace saslguard::engine

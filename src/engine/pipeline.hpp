@@ -82,6 +82,12 @@ class Pipeline {
                 const Lookups* lookups = nullptr) const;
 
   const config::Settings& settings() const { return *settings_; }
+  const config::SettingsPtr& settingsPtr() const { return settings_; }
+  // The detector called `name`, or null when it is not enabled (the admin API reaches geo's
+  // custom settings and description through it).
+  const Detector* detector(std::string_view name) const;
+  // The identity mapper; null when [ldap] is off.
+  const std::shared_ptr<enrich::LdapMapper>& ldapMapper() const { return ldap_; }
   const IdentityResolver& identity() const { return identity_; }
   // The detectors in the order they run, e.g. "denylist,quota(shadow)", or "none".
   std::string detectorSummary() const;

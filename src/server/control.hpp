@@ -11,12 +11,12 @@
 #include "common/result.hpp"
 #include "server/endpoint.hpp"
 #include "store/store.hpp"
+#include "store/store_json.hpp"
 
 namespace saslguard::server {
 
-// JSON forms shared by the control socket and the CLI's direct (stopped daemon) mode.
-boost::json::object markToJson(const store::Mark& mark);
-boost::json::object accountViewToJson(const store::AccountView& view);
+using store::accountViewToJson;
+using store::markToJson;
 
 // Executes one control command against `store`. `caller` names who asked (for the audit trail).
 boost::json::object executeControl(const boost::json::object& command, store::Store& store,

@@ -70,13 +70,13 @@ TEST(OptionTable, EveryMemberOfSettingsHasExactlyOneOption) {
   {
     Settings s;
     auto& [server, protocol, log, identity, ldap, lists, replies, registry, state, decisions,
-           eventlog, dns, notify, detectors, source_path] = s;
+           eventlog, dns, notify, admin, detectors, source_path] = s;
     (void)server, (void)protocol, (void)log, (void)identity, (void)ldap, (void)lists, (void)replies;
     (void)registry, (void)state, (void)decisions, (void)eventlog, (void)dns, (void)notify;
-    (void)detectors, (void)source_path;
+    (void)admin, (void)detectors, (void)source_path;
     std::set<std::string> tables;  // one member per top-level table, plus source_path
     for (const auto& section : sections()) tables.insert(section.substr(0, section.find('.')));
-    EXPECT_EQ(tables.size(), 14u);
+    EXPECT_EQ(tables.size(), 15u);
     EXPECT_EQ(boost::pfr::tuple_size_v<DetectorsSettings>, 4u);  // one member per detector
   }
   expectOneOptionPerField(
@@ -111,6 +111,8 @@ TEST(OptionTable, EveryMemberOfSettingsHasExactlyOneOption) {
       "ldap");
   expectOneOptionPerField([](Settings& s) { return boost::pfr::structure_tie(s.notify); },
                           "notify");
+  expectOneOptionPerField([](Settings& s) { return boost::pfr::structure_tie(s.admin); },
+                          "admin");
   // Neither PFR nor structured bindings see through a base class: the shared switches are
   // checked field by field, the denylist's own members (accounts, senders, networks) counted.
   expectOneOptionPerField(
@@ -167,7 +169,8 @@ TEST(OptionTable, EveryOptionIsDocumented) {
     EXPECT_EQ(option.help.find('\n'), std::string::npos);
     EXPECT_NE(option.help.back(), '.');  // the generators add the full stop
     EXPECT_EQ(option.since, "0.1");
-    EXPECT_EQ(option.secret, option.name() == "detectors.reputation.api_key");  // see Secrets
+    EXPECT_EQ(option.secret, option.name() == "detectors.reputation.api_key" ||
+                                 option.name() == "admin.basic_password");  // see Secrets
   }
 }
 

@@ -17,11 +17,6 @@ namespace saslguard::engine {
 
 namespace {
 
-constexpr std::string_view kForeignCountries = "geo:countries";
-constexpr std::string_view kHomeCountries = "geo:home_countries";
-constexpr std::string_view kForeignIps = "geo:ips";
-constexpr std::string_view kHomeIps = "geo:home_ips";
-
 bool contains(const std::vector<std::string>& list, std::string_view item) {
   return std::find(list.begin(), list.end(), item) != list.end();
 }
@@ -71,11 +66,14 @@ Result<DetectorPtr> GeoDetector::create(const config::GeoSettings& settings,
   auto ignored = NetworkList::parse(settings.ignore_networks);
   if (!ignored) return fail("detectors.geo.ignore_networks: " + ignored.error().message);
   detector->ignore_networks_ = std::move(*ignored);
+  std::shared_ptr<const GeoCustomSettings> loaded;
   if (!settings.custom_settings_file.empty()) {
     auto custom = GeoCustomSettings::load(settings.custom_settings_file);
     if (!custom) return fail("detectors.geo." + custom.error().message);
-    detector->custom_ = std::move(*custom);
+    loaded = std::make_shared<const GeoCustomSettings>(std::move(*custom));
   }
+  detector->custom_ =
+      std::make_shared<GeoCustomSettingsSource>(settings.custom_settings_file, std::move(loaded));
   detector->defaults_ = Limits{settings.max_ips,
                                settings.max_countries,
                                settings.max_home_ips,
@@ -131,7 +129,8 @@ GeoDetector::Assessment GeoDetector::assess(const DetectorContext& context) cons
   a.client_key = clientKey(*address, ipv6_prefix_);
   a.country = database_->country(client);
   a.limits = defaults_;
-  if (const auto* entry = custom_.find(context.identity.account)) {
+  a.custom = custom_->current();
+  if (const auto* entry = a.custom ? a.custom->find(context.identity.account) : nullptr) {
     if (entry->ips > 0) a.limits.ips = entry->ips;
     if (entry->countries > 0) a.limits.countries = entry->countries;
     if (!entry->trusted_countries.empty()) a.limits.trusted_countries = &entry->trusted_countries;
@@ -151,6 +150,17 @@ GeoDetector::Assessment GeoDetector::assess(const DetectorContext& context) cons
                     [&](const Network& n) { return n.contains(*address); });
   }
   return a;
+}
+
+GeoDetector::Description GeoDetector::describe(const DetectorContext& context) const {
+  const auto a = assess(context);
+  Description d;
+  d.counted = a.counted;
+  d.client_key = a.client_key;
+  d.country = a.country.value_or("");
+  d.home = a.home;
+  d.trusted = a.client_trusted || a.country_trusted;
+  return d;
 }
 
 // Four set operations in a fixed order — foreign countries, home countries, foreign IPs, home

@@ -31,6 +31,25 @@ class GeoDetector final : public Detector {
   // "2001:db8:1:2::/64" for an IPv6 address at prefix 64; the address itself for IPv4.
   static std::string clientKey(const boost::asio::ip::address& address, int ipv6_prefix);
 
+  // Set names in the store (what an operator's unblock forgets: every set named "geo:...").
+  static constexpr std::string_view kSetPrefix = "geo:";
+  static constexpr std::string_view kForeignCountries = "geo:countries";
+  static constexpr std::string_view kHomeCountries = "geo:home_countries";
+  static constexpr std::string_view kForeignIps = "geo:ips";
+  static constexpr std::string_view kHomeIps = "geo:home_ips";
+
+  // What the detector makes of a request, for the admin API's geoip-policyd /query answer.
+  struct Description {
+    bool counted = false;  // false: not counted (ignored network, no address, stage)
+    std::string client_key;
+    std::string country;  // "" when unknown
+    bool home = false;
+    bool trusted = false;  // the address or country is on the account's trusted lists
+  };
+  Description describe(const DetectorContext& context) const;
+  // The custom settings in force (the API reads and changes them through this).
+  const std::shared_ptr<GeoCustomSettingsSource>& customSettings() const { return custom_; }
+
  private:
   GeoDetector() = default;
 
@@ -50,6 +69,7 @@ class GeoDetector final : public Detector {
     bool client_trusted = false;   // in trusted networks (when there are some)
     bool country_trusted = false;  // in trusted countries (when there are some)
     Limits limits{};
+    std::shared_ptr<const GeoCustomSettings> custom;  // keeps the limits' lists alive
   };
   Assessment assess(const DetectorContext& context) const;
   void reloadDatabaseIfDue(TimePoint now) const;
@@ -66,7 +86,7 @@ class GeoDetector final : public Detector {
   std::vector<std::string> trusted_countries_;
   std::vector<Network> trusted_networks_;
   NetworkList ignore_networks_;
-  GeoCustomSettings custom_;
+  std::shared_ptr<GeoCustomSettingsSource> custom_;
   mutable std::atomic<std::int64_t> next_database_check_s_{0};
 };
 
