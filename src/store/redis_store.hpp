@@ -1,0 +1,100 @@
+// redis_store.hpp — the Store on Redis, shared by every saslguard instance that points at it: a
+// policy request is one EVALSHA of a Lua script (registry check, sliding-window counters and
+// expiring distinct sets, all counts returned), atomic on the server, so parallel daemons count
+// exactly. Key layout and operation: docs/redis.md.
+#pragma once
+
+#include <atomic>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "store/redis_client.hpp"
+#include "store/store.hpp"
+
+namespace saslguard::store {
+
+struct RedisStoreOptions {
+  RedisOptions redis;
+  // Every per-account key is "{<key_prefix>:<account>}:<what>": the braces are a Redis Cluster
+  // hash tag, so one account's keys (one request's keys) live in one slot.
+  std::string key_prefix = "saslguard";
+  // Marked accounts are members of this set (Abusix compatibility: SMEMBERS lists them, SREM
+  // unblocks, SADD blocks). It is the registry's truth; the per-account hash holds the details.
+  std::string registry_set = "compromised_accts";
+  std::uint32_t max_set_entries = 1024;  // per set; the least recently seen entry makes room
+  std::uint32_t audit_entries = 200;     // per account, the newest kept
+};
+
+class RedisStore final : public Store {
+ public:
+  // Runs its own I/O thread for the blocking Store calls. Does not contact Redis: a daemon
+  // starts (and fails open or closed per request) while Redis is down.
+  static Result<std::unique_ptr<RedisStore>> open(RedisStoreOptions options);
+  ~RedisStore() override;
+  RedisStore(const RedisStore&) = delete;
+  RedisStore& operator=(const RedisStore&) = delete;
+
+  Result<BatchResult> execute(const Batch& batch, TimePoint now) override;
+  // execute() for callers on an event loop: the same script, awaited instead of blocking a
+  // thread. An addition to the Store interface, not part of it.
+  boost::asio::awaitable<Result<BatchResult>> executeAsync(Batch batch, TimePoint now);
+
+  Result<MarkOutcome> mark(const std::string& account, const Mark& mark, TimePoint now) override;
+  Result<bool> clear(const std::string& account, const ClearInfo& info, TimePoint now) override;
+  Result<std::optional<Mark>> getMark(const std::string& account, TimePoint now) override;
+  Result<std::vector<std::pair<std::string, Mark>>> listMarks(const std::string& after,
+                                                              std::size_t limit,
+                                                              TimePoint now) override;
+  Result<AccountView> view(const std::string& account, TimePoint now) override;
+  Result<std::size_t> forgetSets(const std::string& account, std::string_view name_prefix,
+                                 TimePoint now) override;
+  // Nothing is pending: every call has reached Redis before it returns. Durability is Redis'
+  // own (appendonly, replicas); see docs/redis.md.
+  Result<void> flush() override { return {}; }
+  StoreStats stats() override;
+
+  RedisClient& client() { return *client_; }
+  // "{saslguard:alice}:mark" and the like; for tests and docs.
+  std::string accountKey(const std::string& account, std::string_view what) const;
+
+  struct Script {
+    const char* body;
+    std::mutex mutex;
+    std::string sha;  // empty until SCRIPT LOAD told it (and again after NOSCRIPT)
+  };
+
+ private:
+  explicit RedisStore(RedisStoreOptions options);
+
+  boost::asio::awaitable<Result<RedisReply>> runScript(Script& script,
+                                                       std::vector<std::string> keys,
+                                                       std::vector<std::string> args);
+  template <class T>
+  Result<T> blockOn(boost::asio::awaitable<Result<T>> task);
+
+  boost::asio::awaitable<Result<MarkOutcome>> markAsync(std::string account, Mark mark,
+                                                        TimePoint now);
+  boost::asio::awaitable<Result<bool>> clearAsync(std::string account, ClearInfo info,
+                                                  TimePoint now);
+  boost::asio::awaitable<Result<std::size_t>> forgetSetsAsync(std::string account,
+                                                              std::string name_prefix);
+
+  RedisStoreOptions options_;
+  boost::asio::io_context io_;
+  boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_;
+  std::thread thread_;
+  std::unique_ptr<RedisClient> client_;
+  Script execute_script_;
+  Script mark_script_;
+  Script clear_script_;
+  Script forget_sets_script_;
+  std::atomic<std::uint64_t> errors_{0};
+};
+
+}  // namespace saslguard::store

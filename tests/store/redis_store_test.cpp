@@ -1,0 +1,259 @@
+// redis_store_test.cpp — the Store on a real redis-server: the same batches give the same
+// answers as the embedded store (a seeded random sequence run on both), the registry with the
+// Abusix set (SREM unblocks, SADD blocks), exact counts from two stores in parallel, NOSCRIPT
+// after a script flush, and a failure value when Redis is down.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <random>
+#include <thread>
+
+#include "redis_test_util.hpp"
+#include "store/redis_store.hpp"
+#include "store_test_util.hpp"
+#include "support/redis.hpp"
+
+namespace saslguard::store::testing {
+namespace {
+
+using saslguard::testing::redisQuery;
+using saslguard::testing::RedisServer;
+
+std::unique_ptr<RedisStore> openRedisStore(unsigned short port) {
+  RedisStoreOptions options;
+  options.redis = optionsFor(port);
+  options.redis.command_timeout = 2s;  // a loaded 2-core machine, not a timeout test
+  auto store = RedisStore::open(options);
+  if (!store) {
+    ADD_FAILURE() << store.error().message;
+    return nullptr;
+  }
+  return std::move(*store);
+}
+
+CounterOp grouped(std::string name, std::uint64_t amount, std::uint32_t window_s,
+                  std::uint32_t buckets, std::uint64_t below, std::uint8_t group) {
+  auto op = counter(std::move(name), amount, window_s, buckets, below);
+  op.all_or_none_group = group;
+  return op;
+}
+
+using RedisStoreVsEmbedded = StoreTest;
+
+TEST_F(RedisStoreVsEmbedded, RandomBatchesGetTheSameAnswers) {
+  RedisServer server;
+  auto redis = openRedisStore(server.port());
+  auto embedded = open(options());
+  ASSERT_TRUE(redis && embedded);
+
+  std::mt19937 random(20231114);
+  auto pick = [&](int bound) { return static_cast<int>(random() % static_cast<unsigned>(bound)); };
+  const std::vector<std::string> accounts{"alice", "bob", "carol"};
+  const std::vector<std::string> ips{"192.0.2.1", "192.0.2.2", "2001:db8::1", "198.51.100.7", ""};
+  std::int64_t t = 0;
+  int compared = 0;
+  for (int step = 0; step < 800; ++step) {
+    t += pick(12);  // bursts and pauses, so buckets fill, slide out and sets expire
+    Batch b =
+        batch(accounts[pick(3)],
+              {counter("sent", pick(4), 60, 6), counter("capped", 1, 120, 4, std::uint64_t{10}),
+               grouped("quota:day", 1 + pick(2), 300, 10, 15, 1),
+               grouped("quota:hour", 1 + pick(2), 60, 6, 8, 1)},
+              {touch("geo:ips", ips[pick(5)], 50), touch("geo:countries", "DE", 100)});
+    auto expected = embedded->execute(b, at(t));
+    auto got = redis->execute(b, at(t));
+    ASSERT_TRUE(expected) << expected.error().message;
+    ASSERT_TRUE(got) << got.error().message;
+    ASSERT_FALSE(got->mark);
+    ASSERT_EQ(got->counters.size(), expected->counters.size());
+    for (std::size_t i = 0; i < expected->counters.size(); ++i) {
+      EXPECT_EQ(got->counters[i].total, expected->counters[i].total)
+          << "step " << step << " t=" << t << " counter " << b.counters[i].name;
+      EXPECT_EQ(got->counters[i].added, expected->counters[i].added)
+          << "step " << step << " t=" << t << " counter " << b.counters[i].name;
+    }
+    ASSERT_EQ(got->sets.size(), expected->sets.size());
+    for (std::size_t i = 0; i < expected->sets.size(); ++i) {
+      EXPECT_EQ(got->sets[i].count, expected->sets[i].count)
+          << "step " << step << " t=" << t << " set " << b.sets[i].name;
+      EXPECT_EQ(got->sets[i].inserted, expected->sets[i].inserted)
+          << "step " << step << " t=" << t << " set " << b.sets[i].name;
+    }
+    if (HasFailure()) break;
+    ++compared;
+  }
+  EXPECT_EQ(compared, 800);
+}
+
+TEST(RedisStore, RegistryFollowsTheCompromisedAcctsSet) {
+  RedisServer server;
+  auto store = openRedisStore(server.port());
+  ASSERT_TRUE(store);
+
+  auto first = store->mark("alice", mark("reputation", "listed in authbl"), at(0));
+  ASSERT_TRUE(first) << first.error().message;
+  EXPECT_TRUE(first->is_new);
+  auto second = store->mark("alice", mark("geo", "too many countries"), at(5));
+  ASSERT_TRUE(second);
+  EXPECT_FALSE(second->is_new);
+  EXPECT_EQ(second->mark.detector, "reputation") << "the first mark's details stay";
+  EXPECT_EQ(second->mark.hits, 1u);
+  EXPECT_EQ(second->mark.last_seen, at(5));
+  EXPECT_EQ(redisQuery(server.port(), {"SMEMBERS", "compromised_accts"}), "[alice]");
+
+  auto refused = store->execute(batch("alice", {counter("sent", 1)}), at(6));
+  ASSERT_TRUE(refused) << refused.error().message;
+  ASSERT_TRUE(refused->mark);
+  EXPECT_EQ(refused->mark->reason, "listed in authbl");
+  EXPECT_EQ(refused->mark->hits, 2u);
+  EXPECT_TRUE(refused->counters.empty()) << "a marked account changes no counter";
+
+  // An operator unblocks the Abusix way.
+  EXPECT_EQ(redisQuery(server.port(), {"SREM", "compromised_accts", "alice"}), "(integer) 1");
+  auto unblocked = store->execute(batch("alice", {counter("sent", 1)}), at(7));
+  ASSERT_TRUE(unblocked);
+  EXPECT_FALSE(unblocked->mark);
+  ASSERT_EQ(unblocked->counters.size(), 1u);
+  EXPECT_EQ(unblocked->counters[0].total, 1u);
+  auto got = store->getMark("alice", at(8));
+  ASSERT_TRUE(got);
+  EXPECT_FALSE(*got);
+
+  // ... and blocks the Abusix way.
+  EXPECT_EQ(redisQuery(server.port(), {"SADD", "compromised_accts", "bob"}), "(integer) 1");
+  auto listed = store->execute(batch("bob", {counter("sent", 1)}), at(9));
+  ASSERT_TRUE(listed && listed->mark);
+  EXPECT_EQ(listed->mark->detector, "operator");
+  auto cleared = store->clear("bob", ClearInfo{"admin", "false positive"}, at(10));
+  ASSERT_TRUE(cleared);
+  EXPECT_TRUE(*cleared);
+  EXPECT_EQ(redisQuery(server.port(), {"SISMEMBER", "compromised_accts", "bob"}), "(integer) 0");
+  auto again = store->clear("bob", ClearInfo{"admin", "twice"}, at(11));
+  ASSERT_TRUE(again);
+  EXPECT_FALSE(*again);
+
+  auto view = store->view("alice", at(12));
+  ASSERT_TRUE(view) << view.error().message;
+  ASSERT_GE(view->audit.size(), 3u);
+  EXPECT_EQ(view->audit[0].event, "mark");
+  EXPECT_EQ(view->audit[0].at, at(0));
+  EXPECT_EQ(view->audit.back().event, "clear");
+  EXPECT_EQ(view->audit.back().by, "compromised_accts");
+}
+
+TEST(RedisStore, ExpiringMarksLapse) {
+  RedisServer server;
+  auto store = openRedisStore(server.port());
+  ASSERT_TRUE(store->mark("carol", mark("quota", "over quota", at(100)), at(0)));
+  auto during = store->execute(batch("carol", {counter("sent", 1)}), at(50));
+  ASSERT_TRUE(during && during->mark);
+  ASSERT_TRUE(during->mark->expires);
+  EXPECT_EQ(*during->mark->expires, at(100));
+  auto after = store->execute(batch("carol", {counter("sent", 1)}), at(100));
+  ASSERT_TRUE(after);
+  EXPECT_FALSE(after->mark);
+  EXPECT_EQ(redisQuery(server.port(), {"SISMEMBER", "compromised_accts", "carol"}), "(integer) 0");
+}
+
+TEST(RedisStore, ListsMarksInAccountOrderByPage) {
+  RedisServer server;
+  auto store = openRedisStore(server.port());
+  for (const char* account : {"erin", "alice", "dave", "bob", "carol"}) {
+    ASSERT_TRUE(store->mark(account, mark("reputation", "listed"), at(0)));
+  }
+  ASSERT_TRUE(store->mark("frank", mark("quota", "expired", at(5)), at(0)));
+  auto page = store->listMarks("", 2, at(10));
+  ASSERT_TRUE(page) << page.error().message;
+  ASSERT_EQ(page->size(), 2u);
+  EXPECT_EQ((*page)[0].first, "alice");
+  EXPECT_EQ((*page)[1].first, "bob");
+  auto rest = store->listMarks("bob", 10, at(10));
+  ASSERT_TRUE(rest);
+  ASSERT_EQ(rest->size(), 3u) << "frank's mark expired";
+  EXPECT_EQ((*rest)[2].first, "erin");
+}
+
+TEST(RedisStore, ForgetSetsDropsOnlyThePrefix) {
+  RedisServer server;
+  auto store = openRedisStore(server.port());
+  ASSERT_TRUE(store->execute(
+      batch("alice", {counter("sent", 2, 60, 6)},
+            {touch("geo:ips", "192.0.2.1"), touch("geo:countries", "DE"), touch("other", "x")}),
+      at(0)));
+  auto dropped = store->forgetSets("alice", "geo:", at(1));
+  ASSERT_TRUE(dropped) << dropped.error().message;
+  EXPECT_EQ(*dropped, 2u);
+  auto view = store->view("alice", at(2));
+  ASSERT_TRUE(view);
+  ASSERT_EQ(view->sets.size(), 1u);
+  EXPECT_EQ(view->sets[0].name, "other");
+  ASSERT_EQ(view->counters.size(), 1u);
+  EXPECT_EQ(view->counters[0].total, 2u);
+  auto again = store->forgetSets("alice", "geo:", at(3));
+  ASSERT_TRUE(again);
+  EXPECT_EQ(*again, 0u);
+}
+
+TEST(RedisStore, TwoStoresInParallelCountExactly) {
+  RedisServer server;
+  auto first = openRedisStore(server.port());
+  auto second = openRedisStore(server.port());
+  constexpr int kThreadsPerStore = 3;
+  constexpr int kRequests = 400;
+  constexpr std::uint64_t kCap = 500;
+  std::atomic<int> failures{0};
+  std::atomic<std::uint64_t> capped_added{0};
+  std::vector<std::thread> threads;
+  for (auto* store : {first.get(), second.get()}) {
+    for (int t = 0; t < kThreadsPerStore; ++t) {
+      threads.emplace_back([&, store] {
+        for (int i = 0; i < kRequests; ++i) {
+          auto result = store->execute(
+              batch("shared",
+                    {counter("sent", 1, 86400, 100), counter("capped", 1, 86400, 100, kCap)},
+                    {touch("ips", "ip" + std::to_string(i % 40))}),
+              at(i / 100));
+          if (!result) {
+            ++failures;
+            return;
+          }
+          if (result->counters[1].added) ++capped_added;
+        }
+      });
+    }
+  }
+  for (auto& thread : threads) thread.join();
+  ASSERT_EQ(failures.load(), 0);
+  EXPECT_EQ(capped_added.load(), kCap - 1) << "exactly the amounts below the limit were added";
+  auto view = first->view("shared", at(10));
+  ASSERT_TRUE(view);
+  std::uint64_t sent = 0;
+  for (const auto& c : view->counters) {
+    if (c.name == "sent") sent = c.total;
+  }
+  EXPECT_EQ(sent, 2u * kThreadsPerStore * kRequests);
+}
+
+TEST(RedisStore, ReloadsItsScriptAfterAFlush) {
+  RedisServer server;
+  auto store = openRedisStore(server.port());
+  ASSERT_TRUE(store->execute(batch("alice", {counter("sent", 1)}), at(0)));
+  ASSERT_EQ(redisQuery(server.port(), {"SCRIPT", "FLUSH"}), "OK");
+  auto after = store->execute(batch("alice", {counter("sent", 1)}), at(1));
+  ASSERT_TRUE(after) << after.error().message;
+  EXPECT_EQ(after->counters[0].total, 2u);
+}
+
+TEST(RedisStore, RedisDownIsAFailureValue) {
+  RedisServer server;
+  auto store = openRedisStore(server.port());
+  server.stop();
+  const auto start = SteadyClock::now();
+  auto result = store->execute(batch("alice", {counter("sent", 1)}), at(0));
+  EXPECT_FALSE(result);
+  EXPECT_FALSE(store->mark("alice", mark("reputation", "x"), at(0)));
+  EXPECT_LT(millisSince(start), 1000);
+}
+
+}  // namespace
+}  // namespace saslguard::store::testing
