@@ -76,8 +76,9 @@ void encodeAccount(const AccountState& state, const NameTable& names, std::strin
     w.str(names.name(set.name));
     w.u32(set.set.ttlSeconds());
     w.varint(set.set.members().size());
+    SetValue::TextBuffer buffer;
     for (const auto& member : set.set.members()) {
-      w.str(member.value);
+      w.str(member.value.view(buffer));
       w.u32(member.last_seen_s);
     }
   }
@@ -135,9 +136,9 @@ Result<DecodedAccount> decodeAccount(std::string_view bytes, NameTable& names) {
     }
     DistinctSet::Members members(entry_count);
     for (auto& member : members) {
-      if (!r.str(member.value) || !r.u32(member.last_seen_s)) {
-        return fail("truncated account record");
-      }
+      std::string_view value;
+      if (!r.str(value) || !r.u32(member.last_seen_s)) return fail("truncated account record");
+      member.value = SetValue(value);
     }
     auto id = names.intern(name);
     if (!id) return fail("too many distinct counter and set names");

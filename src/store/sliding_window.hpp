@@ -1,6 +1,6 @@
 // sliding_window.hpp — a counter over a sliding time window kept as a sparse ring: only the
 // non-empty buckets are stored, as {bucket index, count} in ascending index order, so an account
-// that sends a few messages a day costs a few bytes instead of `buckets` slots. The first two
+// that sends a few messages a day costs a few bytes instead of `buckets` slots. The first four
 // buckets live inside the object (no allocation, no extra cache miss).
 #pragma once
 
@@ -18,7 +18,7 @@ class SlidingWindow {
     std::uint32_t index = 0;  // unix seconds / granularity
     std::uint32_t count = 0;
   };
-  using Buckets = boost::container::small_vector<Bucket, 2>;
+  using Buckets = boost::container::small_vector<Bucket, 4>;
 
   SlidingWindow() = default;
   // granularity = window_s / buckets (at least one second).

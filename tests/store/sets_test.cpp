@@ -1,9 +1,15 @@
 // sets_test.cpp — distinct-value sets with per-entry expiry (client IPs, countries), through
-// Store::execute.
+// Store::execute; the compact member values (inline, IPv6 in binary, long texts on the heap).
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "store/distinct_set.hpp"
 #include "store_test_util.hpp"
 
 namespace saslguard::store::testing {
@@ -16,6 +22,66 @@ SetResult touchOne(EmbeddedStore& store, const std::string& value, TimePoint now
   auto result = store.execute(batch("alice", {}, {touch("geo:ips", value, ttl_s)}), now);
   EXPECT_TRUE(result) << result.error().message;
   return result ? result->sets.at(0) : SetResult{};
+}
+
+// Texts of every storage kind: inline up to 16 bytes, canonical IPv6 in binary, the rest heap.
+const std::vector<std::pair<std::string, bool>> kValuesAndWhetherOnHeap = {
+    {"", false},
+    {"DE", false},
+    {"192.0.2.1", false},
+    {"255.255.255.255", false},
+    {"sixteen-bytes-ok", false},
+    {"2001:db8::1:2:3:4", false},  // 17 characters, canonical: binary
+    {"2001:db8:1234:5678:9abc:def0:1234:5678", false},
+    {"::ffff:192.168.100.200", false},
+    {"2001:0db8:0000:0000:0000:0000:0000:0001", true},  // not canonical: kept as text
+    {"2001:DB8::1:2:3:4", true},                        // upper case is not canonical either
+    {"seventeen-bytes-x", true},
+    {"a-long-value-that-is-no-address@example.org", true},
+};
+
+TEST(SetValue, GivesBackExactlyTheTextItWasGiven) {
+  for (const auto& [text, on_heap] : kValuesAndWhetherOnHeap) {
+    const SetValue value(text);
+    EXPECT_EQ(value.text(), text);
+    EXPECT_EQ(value.onHeap(), on_heap) << text;
+    EXPECT_TRUE(value.equals(text)) << text;
+    for (const auto& [other, ignored] : kValuesAndWhetherOnHeap) {
+      if (other != text) {
+        EXPECT_FALSE(value.equals(other)) << text << " vs " << other;
+      }
+    }
+    SetValue copy(value);
+    SetValue assigned;
+    assigned = copy;
+    SetValue moved(std::move(copy));
+    EXPECT_EQ(assigned.text(), text);
+    EXPECT_EQ(moved.text(), text);
+    assigned = std::move(moved);
+    EXPECT_EQ(assigned.text(), text);
+  }
+}
+
+TEST_F(Sets, EveryKindOfValueSurvivesCloseAndReopen) {
+  {
+    auto store = open();
+    TimePoint now = at(0);
+    for (const auto& [text, ignored] : kValuesAndWhetherOnHeap) {
+      if (!text.empty()) touchOne(*store, text, now, 3600);
+    }
+    ASSERT_TRUE(store->close());
+  }
+  auto store = open();
+  auto view = store->view("alice", at(1));
+  ASSERT_TRUE(view);
+  ASSERT_EQ(view->sets.size(), 1u);
+  std::vector<std::string> listed;
+  for (const auto& entry : view->sets[0].entries) listed.push_back(entry.value);
+  for (const auto& [text, ignored] : kValuesAndWhetherOnHeap) {
+    if (text.empty()) continue;
+    EXPECT_NE(std::find(listed.begin(), listed.end(), text), listed.end()) << text;
+    EXPECT_FALSE(touchOne(*store, text, at(2), 3600).inserted) << text << " is known";
+  }
 }
 
 TEST_F(Sets, CountsDistinctValues) {
