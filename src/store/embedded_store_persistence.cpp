@@ -1,8 +1,9 @@
 // embedded_store_persistence.cpp — how EmbeddedStore reaches the disk. Every flush interval the
 // accounts changed since the last one are appended to a journal database in one group commit
-// (keys: flush sequence + account, so appends fill pages in order); every checkpoint_interval_s
-// the changed accounts are folded into the "accounts" database shard by shard and the journal
-// is dropped. Loading reads the accounts database and replays the journals over it.
+// (keys: flush sequence + account, so appends fill pages in order); every checkpoint_interval_s,
+// or once the journal is as large as the account records, the changed accounts are folded into
+// the "account-records" database shard by shard and the journal is dropped. Loading reads the
+// account records (and the older "accounts" database, once) and replays the journals over them.
 #include <fcntl.h>
 #include <spdlog/spdlog.h>
 #include <sys/file.h>
@@ -22,6 +23,34 @@ namespace {
 constexpr std::size_t kRecordsPerTxn = 4096;          // bounds LMDB's dirty pages (and their cache)
 constexpr std::uint64_t kCheckpointBytes = 32 << 20;  // journal size that starts a checkpoint
 constexpr std::size_t kKeepBatchBytes = 8 << 20;      // buffer capacity kept between flushes
+
+// Account records are keyed by shard (one byte), then account: a checkpoint folds the shards in
+// order, so each of its transactions rewrites one contiguous run of pages. Keyed by account
+// alone (the "accounts" database up to 0.1), a transaction of 4,096 accounts of a few
+// hash-chosen shards touched nearly as many pages scattered over the whole database, and a
+// checkpoint with a million accounts rewrote each page several times over.
+constexpr char kAccountRecordsDb[] = "account-records";
+// Keyed by account: read at load, moved into account-records by the fold, then emptied.
+constexpr char kLegacyAccountsDb[] = "accounts";
+
+void setRecordKey(std::string& out, std::size_t shard, std::string_view account) {
+  out.assign(1, static_cast<char>(shard));
+  out.append(account);
+}
+
+std::string_view accountOfRecordKey(std::string_view key) {
+  return key.substr(1);
+}
+
+// Pages the database occupies, in bytes: what a checkpoint that touches most of its pages writes.
+std::uint64_t databaseBytes(lmdb::Env& env, MDB_dbi db) {
+  auto txn = lmdb::Txn::beginRead(env);
+  if (!txn) return 0;
+  MDB_stat stat{};
+  if (mdb_stat(txn->get(), db, &stat) != 0) return 0;
+  return std::uint64_t{stat.ms_psize} *
+         (stat.ms_branch_pages + stat.ms_leaf_pages + stat.ms_overflow_pages);
+}
 
 using SteadyClock = std::chrono::steady_clock;
 
@@ -129,11 +158,12 @@ Result<void> EmbeddedStore::openDatabases() {
   auto txn = lmdb::Txn::beginWrite(env_);
   if (!txn) return tl::unexpected(txn.error());
   auto registry = txn->openDb("registry", true);
-  auto accounts = txn->openDb("accounts", true);
+  auto accounts = txn->openDb(kAccountRecordsDb, true);
+  auto legacy_accounts = txn->openDb(kLegacyAccountsDb, true);
   auto audit = txn->openDb("audit", true);
   auto journal_a = txn->openDb("journal-a", true);
   auto journal_b = txn->openDb("journal-b", true);
-  for (auto* db : {&registry, &accounts, &audit, &journal_a, &journal_b}) {
+  for (auto* db : {&registry, &accounts, &legacy_accounts, &audit, &journal_a, &journal_b}) {
     if (!*db) return tl::unexpected(db->error());
   }
   registry_db_ = *registry;
@@ -151,12 +181,19 @@ Result<void> EmbeddedStore::load() {
   const std::int64_t now_s = floorSeconds(wallClockMs());
   std::size_t replayed = 0;
   std::size_t unreadable = 0;
+  std::size_t legacy_records = 0;
+  // Records of an unknown (newer) format in the legacy database: moved as they are.
+  std::vector<std::pair<std::string, std::string>> foreign_legacy_records;
   {
     auto txn = lmdb::Txn::beginRead(env_);
     if (!txn) return tl::unexpected(txn.error());
-    if (auto records = txn->entries(accounts_db_)) {
+    auto legacy_db = txn->openDb(kLegacyAccountsDb, false);
+    if (!legacy_db) return tl::unexpected(legacy_db.error());
+    {
+      std::size_t records = 0;
+      for (MDB_dbi db : {accounts_db_, *legacy_db}) records += txn->entries(db).value_or(0);
       for (std::size_t i = 0; i < shards_.kShards; ++i) {
-        shards_.shard(i).lock()->accounts.reserve(*records / shards_.kShards + 1);
+        shards_.shard(i).lock()->accounts.reserve(records / shards_.kShards + 1);
       }
     }
 
@@ -184,35 +221,47 @@ Result<void> EmbeddedStore::load() {
       marks_.fetch_add(1, std::memory_order_relaxed);
     }
 
-    auto records = lmdb::Cursor::open(*txn, accounts_db_);
-    if (!records) return tl::unexpected(records.error());
-    for (auto row = records->first();; row = records->next()) {
-      if (!row) return tl::unexpected(row.error());
-      if (!*row) break;
-      auto [key, value] = **row;
-      const std::uint64_t hash = accountHash(key);
-      auto shard = shardOf(hash).lock();
-      auto decoded = decodeAccount(value, shard->names);
-      if (!decoded) {
-        const bool foreign =
-            !value.empty() && static_cast<std::uint8_t>(value[0]) != codec::kFormatVersion;
-        spdlog::warn("state: account record for {:?}: {}; {}", key, decoded.error().message,
-                     foreign ? "ignored" : "dropped");
-        if (!foreign) shard->unsaved_deleted.emplace_back(key);
-        ++unreadable;
-        continue;
+    // The legacy database first: a record in both is newer in account-records (the fold that
+    // moves them was interrupted before it emptied the legacy database).
+    for (const bool legacy : {true, false}) {
+      auto records = lmdb::Cursor::open(*txn, legacy ? *legacy_db : accounts_db_);
+      if (!records) return tl::unexpected(records.error());
+      for (auto row = records->first();; row = records->next()) {
+        if (!row) return tl::unexpected(row.error());
+        if (!*row) break;
+        auto [key, value] = **row;
+        if (!legacy && key.empty()) continue;
+        const std::string_view account = legacy ? key : accountOfRecordKey(key);
+        const std::uint64_t hash = accountHash(account);
+        auto shard = shardOf(hash).lock();
+        auto decoded = decodeAccount(value, shard->names);
+        if (!decoded) {
+          const bool foreign =
+              !value.empty() && static_cast<std::uint8_t>(value[0]) != codec::kFormatVersion;
+          spdlog::warn("state: account record for {:?}: {}; {}", account, decoded.error().message,
+                       foreign ? "ignored" : "dropped");
+          if (foreign && legacy) foreign_legacy_records.emplace_back(account, value);
+          if (!foreign && !legacy) shard->unsaved_deleted.emplace_back(account);
+          ++unreadable;
+          continue;
+        }
+        auto [entry, inserted] = shard->accounts.insert(account, hash);
+        AccountState& state = entry->state;
+        state.counters = std::move(decoded->state.counters);
+        state.sets = std::move(decoded->state.sets);
+        state.last_active_s = std::max(state.last_active_s, decoded->state.last_active_s);
+        const auto& activity = decoded->mark_activity;
+        if (state.mark && activity && activity->first_seen_ms == toUnixMs(state.mark->first_seen)) {
+          state.mark->hits = std::max(state.mark->hits, activity->hits);
+          state.mark->last_seen =
+              std::max(state.mark->last_seen, fromUnixMs(activity->last_seen_ms));
+        }
+        if (legacy) {
+          state.unsaved = 1;  // the fold below writes it into account-records
+          ++legacy_records;
+        }
+        if (inserted) accounts_.fetch_add(1, std::memory_order_relaxed);
       }
-      auto [entry, inserted] = shard->accounts.insert(key, hash);
-      AccountState& state = entry->state;
-      state.counters = std::move(decoded->state.counters);
-      state.sets = std::move(decoded->state.sets);
-      state.last_active_s = std::max(state.last_active_s, decoded->state.last_active_s);
-      const auto& activity = decoded->mark_activity;
-      if (state.mark && activity && activity->first_seen_ms == toUnixMs(state.mark->first_seen)) {
-        state.mark->hits = std::max(state.mark->hits, activity->hits);
-        state.mark->last_seen = std::max(state.mark->last_seen, fromUnixMs(activity->last_seen_ms));
-      }
-      if (inserted) accounts_.fetch_add(1, std::memory_order_relaxed);
     }
 
     auto journal = replayJournals(*txn);
@@ -240,7 +289,7 @@ Result<void> EmbeddedStore::load() {
 
   // Fold: whatever the journals held, and the records dropped above, reach the accounts database
   // now, so the journals start empty. Nothing needs journaling then.
-  bool fold = replayed > 0;
+  bool fold = replayed > 0 || legacy_records > 0 || !foreign_legacy_records.empty();
   for (std::size_t i = 0; i < shards_.kShards; ++i) {
     auto shard = shards_.shard(i).lock();
     shard->deleted.clear();
@@ -253,14 +302,25 @@ Result<void> EmbeddedStore::load() {
     auto txn = lmdb::Txn::beginWrite(env_);
     if (!txn) return tl::unexpected(txn.error());
     if (auto ok = txn->drop(journal_db_[active_journal_]); !ok) return ok;
+    // Every legacy record is in account-records now (accounts dropped above are deleted there).
+    std::string key;
+    for (const auto& [account, value] : foreign_legacy_records) {
+      setRecordKey(key, accountHash(account) % shards_.kShards, account);
+      if (auto ok = txn->put(accounts_db_, key, value); !ok) return ok;
+    }
+    auto legacy_db = txn->openDb(kLegacyAccountsDb, false);
+    if (!legacy_db) return tl::unexpected(legacy_db.error());
+    if (auto ok = txn->drop(*legacy_db); !ok) return ok;
     if (auto ok = txn->commit(); !ok) return ok;
   }
   env_.releaseMappedPages();
   spdlog::info(
       "state: loaded {} accounts ({} marked) from {}; {} journal records replayed, {} idle or "
-      "empty accounts dropped, {} unreadable records",
+      "empty accounts dropped, {} unreadable records{}",
       accounts_.load(), marks_.load(), (options_.dir / "state.mdb").string(), replayed, dropped,
-      unreadable);
+      unreadable,
+      legacy_records > 0 ? fmt::format(", {} moved to account-records", legacy_records)
+                         : std::string());
   return {};
 }
 
@@ -513,10 +573,15 @@ void EmbeddedStore::requeueJournal() {
 Result<void> EmbeddedStore::checkpointStep(bool complete) {
   const auto start = SteadyClock::now();
   if (!checkpointing_) {
+    // By size: once the journal is as large as the account records (and 32 MiB), so that the
+    // pages a checkpoint rewrites (with traffic spread over many accounts, most of them) are
+    // about one byte per journaled byte, and a start-up replays no more than that.
     const bool due =
         journal_bytes_ > 0 &&
-        (complete || journal_bytes_ >= kCheckpointBytes ||
-         start - last_checkpoint_ >= std::chrono::seconds(options_.checkpoint_interval_s));
+        (complete ||
+         start - last_checkpoint_ >= std::chrono::seconds(options_.checkpoint_interval_s) ||
+         (journal_bytes_ >= kCheckpointBytes &&
+          journal_bytes_ >= databaseBytes(env_, accounts_db_)));
     if (!due) return {};
     checkpointing_ = true;
     checkpoint_shard_ = 0;
@@ -543,7 +608,8 @@ Result<void> EmbeddedStore::checkpointStep(bool complete) {
   return finishCheckpoint();
 }
 
-// Adds one shard's unsaved accounts and deletions to the checkpoint batch.
+// Adds one shard's unsaved accounts and deletions to the checkpoint batch, under their record
+// keys (shard, account).
 void EmbeddedStore::collectUnsaved(std::size_t index) {
   RecordBatch& batch = checkpoint_batch_;
   auto shard = shards_.shard(index).lock();
@@ -551,12 +617,16 @@ void EmbeddedStore::collectUnsaved(std::size_t index) {
   for (std::size_t slot = 0; slot < table.slotCount(); ++slot) {
     AccountEntry* entry = table.entryAt(slot);
     if (entry == nullptr || !entry->state.unsaved) continue;
-    batch.put(entry->key(), entry->state, shard->names);
+    setRecordKey(key_scratch_, index, entry->key());
+    batch.put(key_scratch_, entry->state, shard->names);
     entry->state.unsaved = 0;
   }
   // A forgotten account deletes its record even if it is back (and not yet changed): the record
   // is older than the forgetting.
-  for (const auto& key : shard->unsaved_deleted) batch.erase(key);
+  for (const auto& account : shard->unsaved_deleted) {
+    setRecordKey(key_scratch_, index, account);
+    batch.erase(key_scratch_);
+  }
   shard->unsaved_deleted.clear();
 }
 
@@ -568,12 +638,12 @@ Result<void> EmbeddedStore::writeCheckpointBatch() {
   auto written = writeRecords(accounts_db_, batch, false, nullptr);
   if (!written) {
     for (const auto& record : batch.records) {
-      const std::string_view key = batch.key(record);
-      const std::uint64_t hash = accountHash(key);
+      const std::string_view account = accountOfRecordKey(batch.key(record));
+      const std::uint64_t hash = accountHash(account);
       auto shard = shardOf(hash).lock();
       if (record.erase) {
-        shard->unsaved_deleted.emplace_back(key);
-      } else if (AccountEntry* entry = shard->accounts.find(key, hash)) {
+        shard->unsaved_deleted.emplace_back(account);
+      } else if (AccountEntry* entry = shard->accounts.find(account, hash)) {
         entry->state.unsaved = 1;
       }
     }

@@ -1,9 +1,11 @@
 // persistence_test.cpp — what survives a close and reopen, what is forgotten (idle accounts,
-// expired entries), the max_accounts cap, and the flusher's error handling.
+// expired entries), the max_accounts cap, the flusher's error handling, and records of the
+// legacy "accounts" database (keyed by account alone) moving to "account-records".
 #include <gtest/gtest.h>
 
 #include <thread>
 
+#include "store/account_state.hpp"
 #include "store/lmdb.hpp"
 #include "store_test_util.hpp"
 
@@ -161,6 +163,78 @@ TEST_F(Persistence, UnreadableRecordsAreSkipped) {
   auto store = open();
   EXPECT_EQ(store->stats().accounts, 1u);
   EXPECT_EQ(total(*store, "alice", "quota", at(1)), 1u);
+}
+
+// What a store of version 0.1 left: its account records keyed by account name alone.
+TEST_F(Persistence, RecordsOfTheLegacyAccountsDatabaseMoveToAccountRecords) {
+  {
+    auto store = open();
+    ASSERT_TRUE(store->execute(batch("alice", {counter("quota", 1)}), at(0)));
+    ASSERT_TRUE(store->close());
+  }
+  {
+    NameTable names;
+    AccountState state;
+    state.last_active_s = static_cast<std::uint32_t>(kBaseS);
+    state.counters.push_back(NamedWindow{*names.intern("quota"), SlidingWindow(60, 6)});
+    state.counters[0].window.apply(5, std::nullopt, kBaseS);
+    state.sets.push_back(NamedSet{*names.intern("geo:ips"), DistinctSet{}});
+    state.sets[0].set.touch("192.0.2.1", 100, kBaseS, 16);
+    std::string bob;
+    encodeAccount(state, names, bob);
+
+    auto env = lmdb::Env::open(options().dir / "state.mdb", 64, 8);
+    ASSERT_TRUE(env);
+    auto txn = lmdb::Txn::beginWrite(*env);
+    auto legacy = txn->openDb("accounts", false);
+    ASSERT_TRUE(legacy);
+    ASSERT_TRUE(txn->put(*legacy, "bob", bob));
+    ASSERT_TRUE(txn->put(*legacy, "future", std::string("\x07whatever", 9)));
+    ASSERT_TRUE(txn->commit());
+  }
+  const auto entries = [this](const char* name) -> std::size_t {
+    auto env = lmdb::Env::open(options().dir / "state.mdb", 64, 8);
+    if (!env) return 999;
+    auto txn = lmdb::Txn::beginRead(*env);
+    auto db = txn->openDb(name, false);
+    return db ? txn->entries(*db).value_or(999) : 999;
+  };
+  {
+    auto store = open();
+    EXPECT_EQ(store->stats().accounts, 2u);
+    EXPECT_EQ(total(*store, "bob", "quota", at(1)), 5u);
+    EXPECT_EQ(total(*store, "alice", "quota", at(1)), 1u);
+    ASSERT_TRUE(store->close());
+  }
+  EXPECT_EQ(entries("accounts"), 0u) << "emptied once moved";
+  EXPECT_EQ(entries("account-records"), 3u) << "alice, bob, and the unreadable record kept";
+  auto store = open();
+  EXPECT_EQ(store->stats().accounts, 2u);
+  EXPECT_EQ(total(*store, "bob", "quota", at(2)), 5u);
+  auto ips = store->execute(batch("bob", {}, {touch("geo:ips", "", 100)}), at(2));
+  ASSERT_TRUE(ips);
+  EXPECT_EQ(ips->sets[0].count, 1u);
+}
+
+TEST_F(Persistence, ACheckpointKeepsEveryAccountOfManyShards) {
+  {
+    auto o = options();
+    o.checkpoint_interval_s = 0;  // every flush checkpoints
+    auto store = open(o);
+    for (int round = 0; round < 3; ++round) {
+      for (int i = 0; i < 5000; ++i) {
+        ASSERT_TRUE(
+            store->execute(batch("user" + std::to_string(i), {counter("quota", 1)}), at(round)));
+      }
+      ASSERT_TRUE(store->flush());
+    }
+    ASSERT_TRUE(store->close());
+  }
+  auto store = open(at(3));
+  EXPECT_EQ(store->stats().accounts, 5000u);
+  for (int i = 0; i < 5000; i += 499) {
+    EXPECT_EQ(total(*store, "user" + std::to_string(i), "quota", at(3)), 3u) << i;
+  }
 }
 
 }  // namespace
