@@ -73,7 +73,9 @@ class RedisClient::Impl : public std::enable_shared_from_this<RedisClient::Impl>
   }
 
   // Runs on the strand. Sends `bytes` (`count` commands) and returns their replies.
-  asio::awaitable<Result<Replies>> call(std::string bytes, std::size_t count);
+  // A zero `timeout` means options.command_timeout.
+  asio::awaitable<Result<Replies>> call(std::string bytes, std::size_t count,
+                                        std::chrono::milliseconds timeout = {});
   void shutdown();
 
   std::string currentPrimary() const {
@@ -125,6 +127,7 @@ class RedisClient::Impl : public std::enable_shared_from_this<RedisClient::Impl>
   }
   asio::awaitable<Result<Replies>> callOn(Connection& connection, const std::string& bytes,
                                           std::size_t count, SteadyClock::time_point deadline,
+                                          std::chrono::milliseconds timeout,
                                           std::uint64_t& generation);
   void startConnect(Connection& connection);
   asio::awaitable<void> connect(Connection& connection, std::uint64_t generation);
@@ -162,10 +165,12 @@ class RedisClient::Impl : public std::enable_shared_from_this<RedisClient::Impl>
   std::atomic<std::uint64_t> discoveries_{0};
 };
 
-asio::awaitable<Result<Replies>> RedisClient::Impl::call(std::string bytes, std::size_t count) {
+asio::awaitable<Result<Replies>> RedisClient::Impl::call(std::string bytes, std::size_t count,
+                                                         std::chrono::milliseconds timeout) {
   if (count == 0) co_return Replies{};
   ++commands_;
-  const auto deadline = SteadyClock::now() + options_.command_timeout;
+  if (timeout <= std::chrono::milliseconds::zero()) timeout = options_.command_timeout;
+  const auto deadline = SteadyClock::now() + timeout;
   for (int attempt = 0;; ++attempt) {
     if (shut_down_) {
       ++failures_;
@@ -178,7 +183,7 @@ asio::awaitable<Result<Replies>> RedisClient::Impl::call(std::string bytes, std:
     }
     auto& connection = pick();
     std::uint64_t generation = 0;
-    auto result = co_await callOn(connection, bytes, count, deadline, generation);
+    auto result = co_await callOn(connection, bytes, count, deadline, timeout, generation);
     if (!result) {
       ++failures_;
       co_return result;
@@ -208,6 +213,7 @@ asio::awaitable<Result<Replies>> RedisClient::Impl::callOn(Connection& connectio
                                                            const std::string& bytes,
                                                            std::size_t count,
                                                            SteadyClock::time_point deadline,
+                                                           std::chrono::milliseconds timeout,
                                                            std::uint64_t& generation) {
   if (connection.awaiting.size() >= options_.max_in_flight) {
     co_return fail("too many Redis commands in flight (" + std::to_string(options_.max_in_flight) +
@@ -231,9 +237,8 @@ asio::awaitable<Result<Replies>> RedisClient::Impl::callOn(Connection& connectio
     if (pending->outcome || SteadyClock::now() < deadline) continue;
     ++timeouts_;
     const bool was_connecting = connection.state == Connection::State::kConnecting;
-    pending->complete(fail(was_connecting
-                               ? "no Redis connection within " + millis(options_.command_timeout)
-                               : "no Redis reply within " + millis(options_.command_timeout)));
+    pending->complete(fail(was_connecting ? "no Redis connection within " + millis(timeout)
+                                          : "no Redis reply within " + millis(timeout)));
     // Still queued, so the connection is the one it was sent on (a close fails every call).
     if (was_connecting) {
       connectFailed(connection, "connect did not finish within the command timeout");
@@ -586,7 +591,8 @@ namespace {
 
 // Runs `bytes` on the client's strand, hopping there and back unless already on it.
 asio::awaitable<Result<Replies>> callOnStrand(std::shared_ptr<RedisClient::Impl> impl,
-                                              std::string bytes, std::size_t count);
+                                              std::string bytes, std::size_t count,
+                                              std::chrono::milliseconds timeout = {});
 
 asio::awaitable<Result<RedisReply>> singleReply(asio::awaitable<Result<Replies>> call) {
   auto replies = co_await std::move(call);
@@ -601,8 +607,9 @@ asio::awaitable<Result<RedisReply>> RedisClient::command(std::span<const std::st
   return singleReply(callOnStrand(impl_, formatRedisCommand(args), 1));
 }
 
-asio::awaitable<Result<Replies>> RedisClient::pipeline(RedisPipeline commands) {
-  return callOnStrand(impl_, commands.bytes(), commands.size());
+asio::awaitable<Result<Replies>> RedisClient::pipeline(RedisPipeline commands,
+                                                       std::chrono::milliseconds timeout) {
+  return callOnStrand(impl_, commands.bytes(), commands.size(), timeout);
 }
 
 Result<RedisReply> RedisClient::commandBlocking(std::span<const std::string_view> args) {
@@ -617,12 +624,13 @@ Result<RedisReply> RedisClient::commandBlocking(std::initializer_list<std::strin
   return commandBlocking(std::span<const std::string_view>(args.begin(), args.size()));
 }
 
-Result<Replies> RedisClient::pipelineBlocking(RedisPipeline commands) {
+Result<Replies> RedisClient::pipelineBlocking(RedisPipeline commands,
+                                              std::chrono::milliseconds timeout) {
   if (commands.size() == 0) return Replies{};
   return asio::co_spawn(
              impl_->strand(),
-             [impl = impl_, bytes = commands.bytes(), count = commands.size()]() mutable {
-               return impl->call(std::move(bytes), count);
+             [impl = impl_, bytes = commands.bytes(), count = commands.size(), timeout]() mutable {
+               return impl->call(std::move(bytes), count, timeout);
              },
              asio::use_future)
       .get();
@@ -639,22 +647,24 @@ RedisClientStats RedisClient::stats() const {
 namespace {
 
 asio::awaitable<Result<Replies>> callHoldingImpl(std::shared_ptr<RedisClient::Impl> impl,
-                                                 std::string bytes, std::size_t count) {
-  co_return co_await impl->call(std::move(bytes), count);
+                                                 std::string bytes, std::size_t count,
+                                                 std::chrono::milliseconds timeout) {
+  co_return co_await impl->call(std::move(bytes), count, timeout);
 }
 
 // Not a coroutine itself: g++ 12 destroys a lambda's captures twice when the closure is a
 // temporary inside a co_await expression, so the hop is built outside of one.
 asio::awaitable<Result<Replies>> callOnStrand(std::shared_ptr<RedisClient::Impl> impl,
-                                              std::string bytes, std::size_t count) {
+                                              std::string bytes, std::size_t count,
+                                              std::chrono::milliseconds timeout) {
   const auto strand = impl->strand();
   if (strand.target<asio::strand<asio::any_io_executor>>()->running_in_this_thread()) {
-    return callHoldingImpl(std::move(impl), std::move(bytes), count);
+    return callHoldingImpl(std::move(impl), std::move(bytes), count, timeout);
   }
   return asio::co_spawn(
       strand,
-      [impl, bytes = std::move(bytes), count]() mutable {
-        return impl->call(std::move(bytes), count);
+      [impl, bytes = std::move(bytes), count, timeout]() mutable {
+        return impl->call(std::move(bytes), count, timeout);
       },
       asio::use_awaitable);
 }

@@ -137,14 +137,17 @@ class RedisClient {
     return command(std::span<const std::string_view>(views));
   }
   // Several commands on one connection in one write: one reply per command, in order. A
-  // -READONLY reply to a single command is retried once on the rediscovered primary.
-  boost::asio::awaitable<Result<std::vector<RedisReply>>> pipeline(RedisPipeline commands);
+  // -READONLY reply to a single command is retried once on the rediscovered primary. A non-zero
+  // `timeout` replaces command_timeout for this call (WAIT for replicas, say).
+  boost::asio::awaitable<Result<std::vector<RedisReply>>> pipeline(
+      RedisPipeline commands, std::chrono::milliseconds timeout = {});
 
   // Blocking forms for callers off the request path (CLI, tests, startup). They wait on a future,
   // so never call them from a thread running this client's io_context.
   Result<RedisReply> commandBlocking(std::span<const std::string_view> args);
   Result<RedisReply> commandBlocking(std::initializer_list<std::string_view> args);
-  Result<std::vector<RedisReply>> pipelineBlocking(RedisPipeline commands);
+  Result<std::vector<RedisReply>> pipelineBlocking(RedisPipeline commands,
+                                                   std::chrono::milliseconds timeout = {});
 
   // Where the last successful connect went ("127.0.0.1:6379"); empty before one.
   std::string currentPrimary() const;

@@ -410,13 +410,20 @@ Result<T> RedisStore::blockOn(asio::awaitable<Result<T>> task) {
 
 asio::awaitable<Result<RedisReply>> RedisStore::runScript(Script& script,
                                                           std::vector<std::string> keys,
-                                                          std::vector<std::string> args) {
+                                                          std::vector<std::string> args,
+                                                          bool durable) {
   std::vector<std::string_view> tail;
   tail.reserve(keys.size() + args.size() + 1);
   const auto key_count = std::to_string(keys.size());
   tail.push_back(key_count);
   for (const auto& key : keys) tail.push_back(key);
   for (const auto& arg : args) tail.push_back(arg);
+  const bool wait = durable && options_.wait_replicas > 0;
+  const auto replicas = std::to_string(options_.wait_replicas);
+  const auto wait_ms = std::to_string(options_.wait_timeout.count());
+  // WAIT blocks its connection up to wait_timeout: the call gets that on top of its own timeout.
+  const auto timeout =
+      wait ? options_.redis.command_timeout + options_.wait_timeout : std::chrono::milliseconds{};
 
   for (int attempt = 0; attempt < 2; ++attempt) {
     std::string sha;
@@ -435,7 +442,9 @@ asio::awaitable<Result<RedisReply>> RedisStore::runScript(Script& script,
     }
     command.insert(command.end(), tail.begin(), tail.end());
     commands.add(command);
-    auto replies = co_await client_->pipeline(std::move(commands));
+    const std::size_t script_index = commands.size() - 1;
+    if (wait) commands.add({"WAIT", replicas, wait_ms});
+    auto replies = co_await client_->pipeline(std::move(commands), timeout);
     if (!replies) {
       ++errors_;
       co_return fail(replies.error().message);
@@ -444,7 +453,7 @@ asio::awaitable<Result<RedisReply>> RedisStore::runScript(Script& script,
       std::lock_guard lock(script.mutex);
       script.sha = replies->front().text;
     }
-    auto& reply = replies->back();
+    auto& reply = (*replies)[script_index];
     if (reply.isErrorCode("NOSCRIPT")) {  // Redis restarted or failed over: load it again
       std::lock_guard lock(script.mutex);
       script.sha.clear();
@@ -453,6 +462,11 @@ asio::awaitable<Result<RedisReply>> RedisStore::runScript(Script& script,
     if (reply.isError()) {
       ++errors_;
       co_return fail("Redis script failed: " + reply.text);
+    }
+    if (wait && replies->back().integer < options_.wait_replicas) {
+      ++errors_;
+      co_return fail("the change reached " + std::to_string(replies->back().integer) + " of " +
+                     replicas + " Redis replicas within " + wait_ms + " ms");
     }
     co_return std::move(reply);
   }
@@ -541,7 +555,7 @@ asio::awaitable<Result<MarkOutcome>> RedisStore::markAsync(std::string account, 
                                 decimal(toUnixMs(mark.last_seen)),
                                 decimal(static_cast<std::int64_t>(mark.hits)),
                                 mark.expires ? decimal(toUnixMs(*mark.expires)) : ""};
-  auto reply = co_await runScript(mark_script_, std::move(keys), std::move(args));
+  auto reply = co_await runScript(mark_script_, std::move(keys), std::move(args), true);
   if (!reply) co_return tl::unexpected(reply.error());
   auto stored = decodeMark(*reply);
   if (!stored) co_return tl::unexpected(stored.error());
@@ -559,7 +573,7 @@ asio::awaitable<Result<bool>> RedisStore::clearAsync(std::string account, ClearI
                                 accountKey(account, "audit")};
   std::vector<std::string> args{decimal(toUnixMs(now)), account, decimal(options_.audit_entries),
                                 info.by, info.reason};
-  auto reply = co_await runScript(clear_script_, std::move(keys), std::move(args));
+  auto reply = co_await runScript(clear_script_, std::move(keys), std::move(args), true);
   if (!reply) co_return tl::unexpected(reply.error());
   co_return reply->integer == 1;
 }
@@ -722,7 +736,7 @@ asio::awaitable<Result<std::size_t>> RedisStore::forgetSetsAsync(std::string acc
   if (auto ok = checkAccount(account); !ok) co_return tl::unexpected(ok.error());
   std::vector<std::string> keys{accountKey(account, "names")};
   std::vector<std::string> args{accountKey(account, "s:"), name_prefix};
-  auto reply = co_await runScript(forget_sets_script_, std::move(keys), std::move(args));
+  auto reply = co_await runScript(forget_sets_script_, std::move(keys), std::move(args), true);
   if (!reply) co_return tl::unexpected(reply.error());
   co_return static_cast<std::size_t>(std::max<long long>(0, reply->integer));
 }

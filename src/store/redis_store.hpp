@@ -8,6 +8,7 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
+#include <chrono>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -29,6 +30,10 @@ struct RedisStoreOptions {
   std::string registry_set = "compromised_accts";
   std::uint32_t max_set_entries = 1024;  // per set; the least recently seen entry makes room
   std::uint32_t audit_entries = 200;     // per account, the newest kept
+  // Registry changes (mark, clear, forgetSets) are acknowledged only once this many replicas
+  // have them (WAIT), within wait_timeout; 0: once the primary has them.
+  int wait_replicas = 0;
+  std::chrono::milliseconds wait_timeout{1000};
 };
 
 class RedisStore final : public Store {
@@ -72,9 +77,11 @@ class RedisStore final : public Store {
  private:
   explicit RedisStore(RedisStoreOptions options);
 
+  // `durable`: a registry change, followed by WAIT when wait_replicas is set.
   boost::asio::awaitable<Result<RedisReply>> runScript(Script& script,
                                                        std::vector<std::string> keys,
-                                                       std::vector<std::string> args);
+                                                       std::vector<std::string> args,
+                                                       bool durable = false);
   template <class T>
   Result<T> blockOn(boost::asio::awaitable<Result<T>> task);
 

@@ -19,16 +19,24 @@ namespace {
 using saslguard::testing::redisQuery;
 using saslguard::testing::RedisServer;
 
-std::unique_ptr<RedisStore> openRedisStore(unsigned short port) {
+RedisStoreOptions storeOptions(unsigned short port) {
   RedisStoreOptions options;
   options.redis = optionsFor(port);
   options.redis.command_timeout = 2s;  // a loaded 2-core machine, not a timeout test
+  return options;
+}
+
+std::unique_ptr<RedisStore> openRedisStore(const RedisStoreOptions& options) {
   auto store = RedisStore::open(options);
   if (!store) {
     ADD_FAILURE() << store.error().message;
     return nullptr;
   }
   return std::move(*store);
+}
+
+std::unique_ptr<RedisStore> openRedisStore(unsigned short port) {
+  return openRedisStore(storeOptions(port));
 }
 
 CounterOp grouped(std::string name, std::uint64_t amount, std::uint32_t window_s,
@@ -232,6 +240,34 @@ TEST(RedisStore, TwoStoresInParallelCountExactly) {
     if (c.name == "sent") sent = c.total;
   }
   EXPECT_EQ(sent, 2u * kThreadsPerStore * kRequests);
+}
+
+TEST(RedisStore, RegistryChangesWaitForTheReplicaWhenAsked) {
+  RedisServer primary;
+  RedisServer replica(saslguard::testing::RedisServerOptions::replicaOf(primary.port()));
+  ASSERT_TRUE(replica.waitForInfo("replication", "master_link_status:up")) << replica.log();
+  auto options = storeOptions(primary.port());
+  options.redis.command_timeout = 300ms;
+  options.wait_replicas = 1;
+  options.wait_timeout = 500ms;
+  auto store = openRedisStore(options);
+
+  ASSERT_TRUE(store->mark("alice", mark("reputation", "listed"), at(0)));
+  EXPECT_EQ(replica.query({"SISMEMBER", "compromised_accts", "alice"}), "(integer) 1")
+      << "acknowledged only once the replica has it";
+
+  replica.pause();
+  const auto start = SteadyClock::now();
+  auto unacknowledged = store->mark("bob", mark("reputation", "listed"), at(1));
+  const auto took_ms = millisSince(start);
+  replica.resume();
+  ASSERT_FALSE(unacknowledged);
+  EXPECT_NE(unacknowledged.error().message.find("reached 0 of 1"), std::string::npos)
+      << unacknowledged.error().message;
+  EXPECT_GE(took_ms, 450);
+  EXPECT_LT(took_ms, 300 + 500 + 200);
+  // The request path does not wait for replicas.
+  EXPECT_TRUE(store->execute(batch("carol", {counter("sent", 1)}), at(2)));
 }
 
 TEST(RedisStore, ReloadsItsScriptAfterAFlush) {
