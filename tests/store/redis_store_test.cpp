@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <cstdio>
 #include <random>
 #include <thread>
 
@@ -289,6 +290,51 @@ TEST(RedisStore, RedisDownIsAFailureValue) {
   EXPECT_FALSE(result);
   EXPECT_FALSE(store->mark("alice", mark("reputation", "x"), at(0)));
   EXPECT_LT(millisSince(start), 1000);
+}
+
+TEST(RedisStoreMeasure, RequestRoundTrip) {
+  RedisServer server;
+  auto store = openRedisStore(server.port());
+  auto request = [](int i) {
+    return batch("user" + std::to_string(i % 100),
+                 {counter("quota:day", 1, 86400, 100, std::uint64_t{1000}),
+                  counter("quota:hour", 1, 3600, 60, std::uint64_t{100})},
+                 {touch("geo:ips", "192.0.2." + std::to_string(i % 7), 3600),
+                  touch("geo:countries", i % 3 == 0 ? "DE" : "FR", 3600)});
+  };
+  ASSERT_TRUE(store->execute(request(0), at(0)));  // loads the script
+
+  constexpr int kSequential = 2000;
+  const auto sequential_start = SteadyClock::now();
+  for (int i = 0; i < kSequential; ++i) ASSERT_TRUE(store->execute(request(i), at(i / 10)));
+  const double sequential_us =
+      std::chrono::duration<double, std::micro>(SteadyClock::now() - sequential_start).count() /
+      kSequential;
+
+  // Four request threads, as a daemon's workers would call it.
+  constexpr int kThreads = 4;
+  std::vector<std::thread> threads;
+  std::atomic<int> failures{0};
+  const auto parallel_start = SteadyClock::now();
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kSequential; ++i) {
+        if (!store->execute(request(t * kSequential + i), at(200 + i / 10))) ++failures;
+      }
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  const double seconds = std::chrono::duration<double>(SteadyClock::now() - parallel_start).count();
+  EXPECT_EQ(failures.load(), 0);
+  std::printf(
+      "[ measure  ] RedisStore::execute (2 counters + 2 sets): %.1f us sequential; "
+      "%.0f requests/s from %d threads\n",
+      sequential_us, kThreads * kSequential / seconds, kThreads);
+  const auto stats = redisQuery(server.port(), {"INFO", "commandstats"}).value_or("");
+  const auto evalsha = stats.find("cmdstat_evalsha:");
+  ASSERT_NE(evalsha, std::string::npos) << "every request is one EVALSHA";
+  std::printf("[ measure  ] server side: %s\n",
+              stats.substr(evalsha, stats.find('\r', evalsha) - evalsha).c_str());
 }
 
 }  // namespace
