@@ -29,8 +29,9 @@ asio::awaitable<Result<RedisEndpoint>> SentinelDiscovery::primary(asio::any_io_e
   question.add({"SENTINEL", "get-master-addr-by-name", master_name_});
 
   std::string errors;
-  for (std::size_t index = 0; index < sentinels_.size(); ++index) {
-    const auto sentinel = sentinels_[index];
+  // A copy: another connection's lookup may reorder sentinels_ while this one waits.
+  const auto order = sentinels_;
+  for (const auto& sentinel : order) {
     const auto replies =
         co_await exchangeOnce(executor, sentinel, question, SteadyClock::now() + timeout_);
     std::string problem;
@@ -51,8 +52,11 @@ asio::awaitable<Result<RedisEndpoint>> SentinelDiscovery::primary(asio::any_io_e
         problem = "sentinel " + sentinel.describe() + " gave a bad port: " + answer.describe();
       } else {
         // Ask this one first next time.
-        std::rotate(sentinels_.begin(), sentinels_.begin() + static_cast<long>(index),
-                    sentinels_.begin() + static_cast<long>(index) + 1);
+        const auto answered =
+            std::find_if(sentinels_.begin(), sentinels_.end(), [&](const RedisEndpoint& e) {
+              return e.host == sentinel.host && e.port == sentinel.port;
+            });
+        if (answered != sentinels_.end()) std::rotate(sentinels_.begin(), answered, answered + 1);
         co_return RedisEndpoint{answer.elements[0].text, static_cast<unsigned short>(port)};
       }
     }
