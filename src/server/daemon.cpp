@@ -12,6 +12,10 @@
 #include <filesystem>
 #include <iostream>
 
+#include "admin/api.hpp"
+#include "admin/http_server.hpp"
+#include "admin/metrics_endpoint.hpp"
+#include "common/files.hpp"
 #include "common/log.hpp"
 #include "config/options.hpp"
 #include "engine/detectors/reputation.hpp"
@@ -69,7 +73,7 @@ void warnAboutRestartOnlyChanges(const config::Settings& old, const config::Sett
   for (const auto* option : config::changedOptions(old, fresh)) {
     const auto name = option->name();
     const bool restartOnly =
-        option->section == "state" || option->section == "eventlog" ||
+        option->section == "state" || option->section == "eventlog" || option->section == "admin" ||
         std::find(std::begin(kRestartOnly), std::end(kRestartOnly), name) != std::end(kRestartOnly);
     if (restartOnly) {
       spdlog::warn("reload: {} changed; it takes effect only after a restart", name);
@@ -150,6 +154,13 @@ class Daemon {
       control_ = std::move(*control);
     }
 
+    // Before the workers start, so a refusal (credentials, address) needs no shutdown.
+    if (settings_->admin.enabled) {
+      auto started = startAdmin();
+      if (!started) return startupFailure(started.error().message, kExitConfig);
+      bound.push_back("admin API on " + *started);
+    }
+
     server_ = std::make_unique<PolicyServer>(main_context_, settings_->server.threads, *pipeline,
                                              serverLimits(*settings_));
     server_->start(std::move(acceptors));
@@ -167,6 +178,7 @@ class Daemon {
 
     server_->join();
     if (control_) control_->close();
+    admin_.reset();
     stopNotifiers();
     stopEventLog();
     if (auto closed = store_->close(); !closed) {
@@ -213,7 +225,7 @@ class Daemon {
     signals_.async_wait([this](const boost::system::error_code& ec, int signal) {
       if (ec) return;
       if (signal == SIGHUP) {
-        reload();
+        (void)reload();
         watchSignals();
         return;
       }
@@ -221,6 +233,8 @@ class Daemon {
                    settings_->server.shutdown_grace_ms);
       systemd::stopping();
       if (control_) control_->close();
+      stopping_ = true;
+      if (admin_) admin_->stop();
       watchdog_.cancel();
       server_->stop(std::chrono::milliseconds(settings_->server.shutdown_grace_ms), [this] {
         signals_.cancel();
@@ -229,7 +243,8 @@ class Daemon {
     });
   }
 
-  void reload() {
+  // SIGHUP, and the admin API's reload: the error says why the new configuration was rejected.
+  Result<void> reload() {
     systemd::reloading();
     auto loaded = config::load(request_);
     if (!loaded) {
@@ -237,13 +252,14 @@ class Daemon {
       spdlog::error("reload rejected, keeping the running configuration:\n{}",
                     loaded.error().text());
       systemd::ready("reload rejected; running configuration kept");
-      return;
+      return fail(loaded.error().text());
     }
     auto fresh = std::make_shared<const config::Settings>(std::move(*loaded));
-    const auto rejected = [](const std::string& why) {
+    const auto rejected = [](const std::string& why) -> Result<void> {
       SASLGUARD_COUNT(reload_failures_total);
       spdlog::error("reload rejected, keeping the running configuration: {}", why);
       systemd::ready("reload rejected; running configuration kept");
+      return fail(why);
     };
     // A new notifier only when its settings changed; the old one lives on (pipelines still
     // running may hand it a mark) and is stopped at shutdown.
@@ -275,6 +291,57 @@ class Daemon {
                  fresh->source_path.empty() ? "defaults" : fresh->source_path,
                  (*pipeline)->detectorSummary());
     systemd::ready("configuration reloaded");
+    return {};
+  }
+
+  // The admin API on the main event loop; returns the address it listens on.
+  Result<std::string> startAdmin() {
+    const auto& settings = settings_->admin;
+    admin::AdminOptions options;
+    options.listen = settings.listen;
+    options.tls_cert_file = settings.tls_cert_file;
+    options.tls_key_file = settings.tls_key_file;
+    if (options.tls_cert_file.empty() != options.tls_key_file.empty()) {
+      return fail("admin.tls_cert_file and admin.tls_key_file go together");
+    }
+    options.basic_user = settings.basic_user;
+    options.basic_password = settings.basic_password;
+    if (!settings.basic_password_file.empty()) {
+      auto password = readFirstLine(settings.basic_password_file, "admin.basic_password_file");
+      if (!password) return tl::unexpected(password.error());
+      options.basic_password = std::move(*password);
+    }
+    if (!options.basic_user.empty() && options.basic_password.empty()) {
+      return fail("admin.basic_user is set but no password (admin.basic_password_file)");
+    }
+    if (!settings.bearer_tokens_file.empty()) {
+      auto tokens = readLines(settings.bearer_tokens_file, "admin.bearer_tokens_file");
+      if (!tokens) return tl::unexpected(tokens.error());
+      options.bearer_tokens = std::move(*tokens);
+    }
+    options.max_body_bytes = static_cast<std::size_t>(settings.max_body_kb) * 1024;
+    options.read_timeout = std::chrono::milliseconds(settings.read_timeout_ms);
+    options.write_timeout = std::chrono::milliseconds(settings.write_timeout_ms);
+    options.idle_timeout = std::chrono::milliseconds(settings.idle_timeout_ms);
+    options.max_connections = static_cast<std::size_t>(settings.max_connections);
+
+    auto context = std::make_shared<admin::ApiContext>();
+    context->context = &main_context_;
+    context->store = store_.get();
+    context->recent = recent_.get();
+    context->pipeline = [this] { return pipeline_; };
+    context->reload = [this] { return reload(); };
+    context->policy_ready = [this] { return server_ != nullptr && !stopping_; };
+    admin::ScrapeSources sources;
+    sources.store = [this] { return store_->stats(); };
+    if (events_) sources.eventlog = [this] { return events_->stats(); };
+    context->metrics = [sources] { return admin::renderPrometheus(sources); };
+    auto server = admin::AdminServer::start(main_context_, std::move(options),
+                                            admin::makeApiRouter(context, settings));
+    if (!server) return fail("admin API: " + server.error().message);
+    admin_ = std::move(*server);
+    const auto colon = settings.listen.rfind(':');
+    return settings.listen.substr(0, colon + 1) + std::to_string(admin_->port());
   }
 
   void startWatchdog() {
@@ -306,6 +373,8 @@ class Daemon {
   std::vector<std::unique_ptr<notify::Notifier>> retired_notifiers_;
   std::unique_ptr<ControlServer> control_;
   std::unique_ptr<PolicyServer> server_;
+  std::unique_ptr<admin::AdminServer> admin_;
+  bool stopping_ = false;
 };
 
 }  // namespace

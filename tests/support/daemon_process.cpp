@@ -73,6 +73,17 @@ unsigned short firstIpv4Port(const std::string& log) {
   return 0;
 }
 
+unsigned short adminApiPort(const std::string& log) {
+  const std::string marker = "admin API on ";
+  const auto start = log.find(marker);
+  if (start == std::string::npos) return 0;
+  const auto end = log.find_first_of(";,\n", start);
+  const auto address = log.substr(start + marker.size(), end - start - marker.size());
+  const auto colon = address.rfind(':');
+  if (colon == std::string::npos) return 0;
+  return static_cast<unsigned short>(std::stoi(address.substr(colon + 1)));
+}
+
 }  // namespace
 
 RunResult runSaslguard(const std::vector<std::string>& arguments,
@@ -100,6 +111,7 @@ DaemonProcess::DaemonProcess(std::vector<std::string> serve_arguments,
   ready_ = waitForLog(" ready: ", std::chrono::seconds(15));
   if (!ready_) return;
   port_ = firstIpv4Port(log());
+  admin_port_ = adminApiPort(log());
 }
 
 DaemonProcess::~DaemonProcess() {

@@ -35,6 +35,8 @@ class DaemonProcess {
   pid_t pid() const { return pid_; }
   // The port of the first IPv4 address it listens on, from its ready line.
   unsigned short port() const { return port_; }
+  // The admin API's port, from its ready line ("admin API on HOST:PORT"); 0 when it has none.
+  unsigned short adminPort() const { return admin_port_; }
   std::string log() const;
   // Waits until the log contains `text` (true) or the timeout passes (false).
   bool waitForLog(const std::string& text,
@@ -50,6 +52,7 @@ class DaemonProcess {
   std::filesystem::path log_path_;
   bool ready_ = false;
   unsigned short port_ = 0;
+  unsigned short admin_port_ = 0;
   std::optional<int> status_;
 };
 
