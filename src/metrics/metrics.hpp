@@ -114,7 +114,8 @@ struct alignas(64) Counters {
 
   // Replies by protocol_state and action (their sum is requests_total).
   CounterTable<kStageLabels, kActionLabels> replies{};
-  // Enforced verdicts with an opinion, and shadow-mode ones (their sum is shadow_verdicts_total).
+  // Verdicts with an opinion by detector and action: enforced ones, then shadow-mode ones (those
+  // sum to shadow_verdicts_total).
   CounterTable<kDetectorLabels, kActionLabels> verdicts{};
   CounterTable<kDetectorLabels, kActionLabels> shadow_verdicts{};
   // Request latency, request parsed to reply queued: one count per bucket (not cumulative).
