@@ -627,13 +627,47 @@ ImportResult importGeoipPolicyd(std::string_view text, std::string_view source) 
         "delaying a reply");
   }
 
+  // [admin]: geoip-policyd always served its REST API; its endpoints keep working.
+  use({"http-address", "http-port", "http-use-basic-auth", "http-basic-auth-username",
+       "http-basic-auth-password", "http-use-ssl", "http-tls-cert", "http-tls-key"});
+  {
+    auto address = get("http-address").empty() ? std::string("127.0.0.1") : get("http-address");
+    const auto port = get("http-port").empty() ? std::string("8080") : get("http-port");
+    // GEOIPPOLICYD_HTTP_ADDRESS is documented as "127.0.0.1:8080" in places: take its host.
+    if (const auto colon = address.rfind(':');
+        colon != std::string::npos && address.find(':') == colon) {
+      address.resize(colon);
+    }
+    if (address.find(':') != std::string::npos && address.front() != '[') {
+      address = "[" + address + "]";
+    }
+    out += "\n[admin]\nenabled = true\nlisten = " + tomlString(address + ":" + port) + "\n";
+    if (enabled("http-use-basic-auth")) {
+      out += "basic_user = " + tomlString(get("http-basic-auth-username")) + "\n";
+      out += "basic_password_file = \"/etc/saslguard/admin.password\"\n";
+      notes.push_back(
+          "http-basic-auth-password: not copied; write it to /etc/saslguard/admin.password "
+          "(mode 0600)");
+    }
+    if (enabled("http-use-ssl")) {
+      out += "tls_cert_file = " +
+             tomlString(get("http-tls-cert").empty() ? "/localhost.pem" : get("http-tls-cert")) +
+             "\n";
+      out += "tls_key_file = " +
+             tomlString(get("http-tls-key").empty() ? "/localhost-key.pem" : get("http-tls-key")) +
+             "\n";
+    }
+    notes.push_back(
+        "http: the REST endpoints answer as before; changes through /update, /modify and "
+        "DELETE /remove are written to custom_settings_file, and POST /query only looks "
+        "(admin.query_records = true records like geoip-policyd did)");
+  }
+
   // What saslguard does otherwise, or not yet.
   for (const auto& [name, values] : flags) {
     if (std::find(used.begin(), used.end(), name) != used.end()) continue;
     if (name.starts_with("redis-")) {
       notes.push_back("redis: " + name + " not converted; the state lives in saslguard's store");
-    } else if (name.starts_with("http-")) {
-      notes.push_back(name + ": the HTTP API options are not converted");
     } else if (name == "use-cdb" || name == "cdb-path") {
       notes.push_back(name + ": CDB is not supported; use LDAP to map identities");
     } else {
