@@ -4,20 +4,29 @@
 
 namespace saslguard::store::codec {
 
+// Each value is assembled in a small buffer and appended once: the flusher encodes every changed
+// account, and byte-wise push_back (a capacity check per byte) was half of encodeAccount.
 void Writer::u32(std::uint32_t v) {
-  for (int i = 0; i < 4; ++i) out_.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+  char bytes[4];
+  for (int i = 0; i < 4; ++i) bytes[i] = static_cast<char>((v >> (8 * i)) & 0xff);
+  out_.append(bytes, sizeof bytes);
 }
 
 void Writer::u64(std::uint64_t v) {
-  for (int i = 0; i < 8; ++i) out_.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+  char bytes[8];
+  for (int i = 0; i < 8; ++i) bytes[i] = static_cast<char>((v >> (8 * i)) & 0xff);
+  out_.append(bytes, sizeof bytes);
 }
 
 void Writer::varint(std::uint64_t v) {
+  char bytes[10];
+  std::size_t size = 0;
   while (v >= 0x80) {
-    out_.push_back(static_cast<char>((v & 0x7f) | 0x80));
+    bytes[size++] = static_cast<char>((v & 0x7f) | 0x80);
     v >>= 7;
   }
-  out_.push_back(static_cast<char>(v));
+  bytes[size++] = static_cast<char>(v);
+  out_.append(bytes, size);
 }
 
 void Writer::str(std::string_view s) {

@@ -34,8 +34,6 @@ class SetValue {
   // The text; `buffer` holds it when it is not stored as text.
   std::string_view view(TextBuffer& buffer) const;
   std::string text() const;
-  // AccountView's SetEntry holds the text as a std::string.
-  operator std::string() const { return text(); }  // NOLINT(google-explicit-constructor)
   bool equals(std::string_view text) const;
   bool onHeap() const { return kind_ == kHeap; }
 

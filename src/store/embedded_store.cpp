@@ -526,7 +526,7 @@ Result<AccountView> EmbeddedStore::view(const std::string& account, TimePoint no
         for (const auto& member : set.set.members()) {
           if (!set.set.isLive(member, now_s)) continue;
           out.entries.push_back(
-              SetEntry{member.value, fromUnixMs(std::int64_t{member.last_seen_s} * 1000)});
+              SetEntry{member.value.text(), fromUnixMs(std::int64_t{member.last_seen_s} * 1000)});
         }
         view.sets.push_back(std::move(out));
       }
