@@ -135,6 +135,8 @@ bool RedisServer::launch() {
                                 dir_.path().string(),
                                 "--logfile",
                                 ""};
+  // A replica's first sync would otherwise wait 5 s for more replicas to join it (diskless).
+  args.insert(args.end(), {"--repl-diskless-sync-delay", "0"});
   if (!options_.password.empty()) args.insert(args.end(), {"--requirepass", options_.password});
   if (options_.replica_of) {
     args.insert(args.end(), {"--replicaof", "127.0.0.1", std::to_string(*options_.replica_of)});
