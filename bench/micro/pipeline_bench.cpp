@@ -1,11 +1,13 @@
 // pipeline_bench.cpp — Pipeline::decide, the whole request path after parsing, with every
 // detector (deny list, quota) on the embedded store (flusher running, 10,000 accounts prefilled,
-// the compromised 1 % marked) and the load generator's request mix; the store's execute() alone.
+// the compromised 1 % marked) and the load generator's request mix; the store's execute() alone;
+// encoding one account record (what the flusher does per changed account, twice).
 #include <benchmark/benchmark.h>
 
 #include "engine/detectors/detectors.hpp"
 #include "engine/pipeline.hpp"
 #include "harness/harness.hpp"
+#include "store/account_state.hpp"
 
 #include <unordered_set>
 
@@ -169,6 +171,32 @@ void BM_StoreExecute_CounterAndSet(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations());
 }
 BENCHMARK(BM_StoreExecute_CounterAndSet);
+
+// The record of saslguard-scale's prefilled account: quota's counter with three buckets and a
+// set of two home addresses.
+void BM_EncodeAccountRecord(benchmark::State& state) {
+  constexpr std::int64_t kNowS = 1'700'000'000;
+  store::NameTable names;
+  store::AccountState account;
+  account.last_active_s = kNowS;
+  account.counters.push_back(
+      store::NamedWindow{*names.intern("quota:86400"), store::SlidingWindow(86400, 100)});
+  account.sets.push_back(store::NamedSet{*names.intern("geo:ips"), store::DistinctSet{}});
+  for (std::int64_t hours_ago : {20, 9, 1}) {
+    account.counters[0].window.apply(1, std::nullopt, kNowS - hours_ago * 3600);
+  }
+  account.sets[0].set.touch("10.20.30.40", 30 * 86400, kNowS, 1024);
+  account.sets[0].set.touch("198.51.100.23", 30 * 86400, kNowS, 1024);
+  std::string out;
+  for (auto _ : state) {
+    out.clear();
+    store::encodeAccount(account, names, out);
+    benchmark::DoNotOptimize(out.data());
+  }
+  state.counters["bytes"] = static_cast<double>(out.size());
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_EncodeAccountRecord);
 
 }  // namespace
 }  // namespace saslguard::bench
