@@ -8,6 +8,9 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/ssl.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/core/detail/base64.hpp>
@@ -214,6 +217,42 @@ TEST(AdminHttpServer, AnswersGetAndPostWithJson) {
       getOnce(server.port(), makeRequest(http::verb::get, "/accounts/bob%40example.org"));
   ASSERT_TRUE(account);
   EXPECT_EQ(account->body(), R"({"id":"bob@example.org"})");
+}
+
+// A handler that waits (as an LDAP search does) does not hold other requests up: they run on the
+// same thread while it is suspended.
+TEST(AdminHttpServer, AnAwaitingHandlerLeavesTheLoopFreeForOthers) {
+  auto router = echoRouter();
+  router.addAsync("GET", "/slow", [](const Request&) -> asio::awaitable<Response> {
+    asio::steady_timer timer(co_await asio::this_coro::executor, 1500ms);
+    co_await timer.async_wait(asio::use_awaitable);
+    co_return Response::json(200, R"({"slow":true})");
+  });
+  RunningServer server;
+  ASSERT_TRUE(server.start(loopbackOptions(), std::move(router)));
+  auto slow = std::async(std::launch::async, [&] {
+    return getOnce(server.port(), makeRequest(http::verb::get, "/slow"));
+  });
+  std::this_thread::sleep_for(100ms);  // the slow request is waiting in its handler
+  const auto started = std::chrono::steady_clock::now();
+  auto quick = getOnce(server.port(), makeRequest(http::verb::get, "/livez"));
+  const auto quick_time = std::chrono::steady_clock::now() - started;
+  ASSERT_TRUE(quick);
+  EXPECT_EQ(quick->result_int(), 200u);
+  EXPECT_LT(quick_time, 1s) << "answered while the slow handler waited";
+  auto slow_answer = slow.get();
+  ASSERT_TRUE(slow_answer);
+  EXPECT_EQ(slow_answer->body(), R"({"slow":true})");
+
+  // dispatch() (no waiting) refuses an awaiting route instead of blocking.
+  Router only_async;
+  only_async.addAsync("GET", "/a", [](const Request&) -> asio::awaitable<Response> {
+    co_return Response::json(200, "{}");
+  });
+  Request request;
+  request.method = "GET";
+  request.path = "/a";
+  EXPECT_EQ(only_async.dispatch(request).status, 500u);
 }
 
 TEST(AdminHttpServer, UnknownPathIs404AndWrongMethodIs405WithAllow) {

@@ -5,6 +5,8 @@
 // come from a table standing in for the MaxMind DB (the reader itself is tested in enrich/).
 #include <gtest/gtest.h>
 
+#include <boost/json.hpp>
+
 #include <fstream>
 #include <map>
 #include <thread>
@@ -216,6 +218,63 @@ TEST_F(GeoTest, CustomSettingsFirstMatchWinsAndZeroKeepsTheDefault) {
   EXPECT_EQ(ask(*pipeline, "home@example.org", "81.3.0.1"), kDunno);
   EXPECT_EQ(ask(*pipeline, "home@example.org", "81.3.0.2"), kDunno);
   EXPECT_EQ(ask(*pipeline, "home@example.org", "81.3.0.3"), kReject);  // 3 home IPs > 2
+}
+
+TEST_F(GeoTest, CustomSettingsChangedThroughTheSourceApplyAtOnceAndAreWrittenToTheFile) {
+  TempDir dir;
+  const auto file = (dir / "custom.json").string();
+  std::ofstream(file) << R"({"data":[{"sender":"a@example.org","countries":1}]})";
+  auto s = geo();
+  s.max_countries = 5;
+  s.custom_settings_file = file;
+  auto pipeline = build(s);
+  const auto* geo_detector = dynamic_cast<const GeoDetector*>(pipeline->detector("geo"));
+  ASSERT_NE(geo_detector, nullptr);
+  EXPECT_EQ(ask(*pipeline, "a@example.org", "81.1.0.1"), kDunno);
+  EXPECT_EQ(ask(*pipeline, "a@example.org", "81.2.0.1"), kReject) << "1 country allowed";
+
+  // The API's change: a limit of 3 for a@example.org, in force for the running pipeline.
+  auto entries = geo_detector->customSettings()->current()->entries();
+  entries[0].countries = 3;
+  entries[0].trusted_ips = {"81.9.0.0/16"};
+  entries[0].trusted_networks = {*parseNetwork("81.9.0.0/16")};
+  ASSERT_TRUE(
+      geo_detector->customSettings()->replace(GeoCustomSettings::fromEntries(std::move(entries))));
+  EXPECT_EQ(ask(*pipeline, "b@example.org", "81.3.0.1"), kDunno);
+  EXPECT_EQ(ask(*pipeline, "a@example.org", "81.9.0.1"), kDunno) << "a trusted network now";
+
+  // Written to the file in its own format, so a reload reads the same.
+  auto reread = GeoCustomSettings::load(file);
+  ASSERT_TRUE(reread) << reread.error().message;
+  ASSERT_EQ(reread->entries().size(), 1u);
+  EXPECT_EQ(reread->entries()[0].countries, 3);
+  EXPECT_EQ(reread->entries()[0].trusted_ips, std::vector<std::string>{"81.9.0.0/16"});
+  const auto json = boost::json::serialize(reread->toJson());
+  EXPECT_EQ(json,
+            R"([{"comment":"","sender":"a@example.org","ips":0,"countries":3,)"
+            R"("trusted_countries":[],"trusted_ips":["81.9.0.0/16"],"home_countries":null}])");
+
+  // Without a configured file nothing can be changed, and nothing is loaded.
+  GeoCustomSettingsSource unconfigured("", nullptr);
+  EXPECT_EQ(unconfigured.current(), nullptr);
+  auto refused = unconfigured.replace(GeoCustomSettings{});
+  ASSERT_FALSE(refused);
+  EXPECT_NE(refused.error().message.find("custom_settings_file is not set"), std::string::npos);
+}
+
+TEST(GeoCustomSettingsFile, OneEntryParsesLikeAnEntryOfTheFile) {
+  auto entry = GeoCustomSettings::parseEntry(
+      boost::json::parse(R"({"sender":" Bob@X ","ips":2,"home_countries":{"codes":["se"]}})"),
+      "PATCH /modify: value");
+  ASSERT_TRUE(entry) << entry.error().message;
+  EXPECT_EQ(entry->sender, "bob@x");
+  EXPECT_EQ(entry->home_codes, std::vector<std::string>{"SE"});
+  auto bad = GeoCustomSettings::parseEntry(boost::json::parse(R"({"sender":"b","countries":-1})"),
+                                           "PATCH /modify: value");
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().message,
+            "PATCH /modify: value (sender b): countries must be a whole number from 0 to "
+            "100000000");
 }
 
 TEST(GeoCustomSettingsFile, ErrorsNameTheEntryAndTheField) {
