@@ -29,6 +29,9 @@ class ThreadedNotifier final : public Notifier {
     if (mailer_) mailer_->join();
   }
 
+  std::size_t hooksQueued() override { return hooks_ ? hooks_->queued() : 0; }
+  std::size_t mailsQueued() override { return mailer_ ? mailer_->queued() : 0; }
+
  private:
   HookRunner::Ptr hooks_;
   Mailer::Ptr mailer_;

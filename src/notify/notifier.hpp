@@ -63,6 +63,9 @@ class Notifier {
   virtual ~Notifier() = default;
   virtual void submit(const Notice& notice) = 0;
   virtual void stop(std::chrono::milliseconds grace) = 0;
+  // Work waiting in each queue (the metrics' queue depth gauges).
+  virtual std::size_t hooksQueued() = 0;
+  virtual std::size_t mailsQueued() = 0;
 };
 
 // The text of a template with {account}, {detector}, {action}, {reason}, {evidence},

@@ -335,6 +335,8 @@ class Daemon {
     admin::ScrapeSources sources;
     sources.store = [this] { return store_->stats(); };
     if (events_) sources.eventlog = [this] { return events_->stats(); };
+    sources.hook_queue = [this] { return notifier_->hooksQueued(); };
+    sources.mail_queue = [this] { return notifier_->mailsQueued(); };
     context->metrics = [sources] { return admin::renderPrometheus(sources); };
     auto server = admin::AdminServer::start(main_context_, std::move(options),
                                             admin::makeApiRouter(context, settings));
