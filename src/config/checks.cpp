@@ -105,6 +105,11 @@ Result<void> checkAbsolutePath(std::string_view text) {
   return {};
 }
 
+Result<void> checkOptionalAbsolutePath(std::string_view text) {
+  if (text.empty()) return {};
+  return checkAbsolutePath(text);
+}
+
 Result<void> checkOneLine(std::string_view text) {
   for (unsigned char c : text) {
     if (c < 0x20 || c == 0x7f) return fail("expected one line of text without control characters");

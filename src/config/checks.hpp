@@ -30,6 +30,7 @@ Result<void> checkListen(std::string_view text);
 Result<void> checkNetwork(std::string_view text);
 Result<void> checkSocketMode(std::string_view text);
 Result<void> checkAbsolutePath(std::string_view text);
+Result<void> checkOptionalAbsolutePath(std::string_view text);  // empty (unset) or absolute
 Result<void> checkOneLine(std::string_view text);  // printable, no line breaks (reply texts)
 Result<void> checkNotEmpty(std::string_view text);
 Result<void> checkCountryCode(std::string_view text);  // two ASCII letters, any case

@@ -196,10 +196,7 @@ std::vector<Option> buildTable() {
       .help("simple: bind_dn and its password (none: anonymous); external: SASL EXTERNAL");
   SASLGUARD_OPTION(ldap, bind_dn).help("DN to bind as (simple bind)");
   SASLGUARD_OPTION(ldap, bind_password_file)
-      .checkedBy(+[](std::string_view text) -> Result<void> {
-        if (text.empty() || text.starts_with('/')) return {};
-        return fail("expected an absolute path");
-      })
+      .checkedBy(checkOptionalAbsolutePath)
       .help("file whose first line is the bind password");
   SASLGUARD_OPTION(ldap, starttls).help("StartTLS on ldap:// URIs (ldaps:// is TLS anyway)");
   SASLGUARD_OPTION(ldap, ca_file)
@@ -291,10 +288,7 @@ std::vector<Option> buildTable() {
       })
       .help("event log database; empty: sqlite file events.sqlite in state.dir");
   SASLGUARD_OPTION(eventlog, password_file)
-      .checkedBy(+[](std::string_view text) -> Result<void> {
-        if (text.empty() || text.starts_with('/')) return {};
-        return fail("expected an absolute path");
-      })
+      .checkedBy(checkOptionalAbsolutePath)
       .help("file whose first line is the database password (kept out of this configuration)");
   SASLGUARD_OPTION(eventlog, table)
       .checkedBy(+[](std::string_view text) -> Result<void> {
@@ -369,10 +363,7 @@ std::vector<Option> buildTable() {
   SASLGUARD_OPTION(notify, mail_verify_tls).help("verify the SMTP server's certificate and name");
   SASLGUARD_OPTION(notify, mail_username).help("SMTP AUTH user name; empty: no AUTH");
   SASLGUARD_OPTION(notify, mail_password_file)
-      .checkedBy(+[](std::string_view text) -> Result<void> {
-        if (text.empty() || text.starts_with('/')) return {};
-        return fail("expected an absolute path");
-      })
+      .checkedBy(checkOptionalAbsolutePath)
       .help("file whose first line is the SMTP AUTH password");
   SASLGUARD_OPTION(notify, mail_from).help("envelope and header sender of the e-mail");
   SASLGUARD_OPTION(notify, mail_to).help("recipients of the e-mail");
@@ -380,10 +371,7 @@ std::vector<Option> buildTable() {
       .checkedBy(checkOneLine)
       .help("subject; {account} {detector} {action} {reason} {client_address} {time} {attr:NAME}");
   SASLGUARD_OPTION(notify, mail_template_file)
-      .checkedBy(+[](std::string_view text) -> Result<void> {
-        if (text.empty() || text.starts_with('/')) return {};
-        return fail("expected an absolute path");
-      })
+      .checkedBy(checkOptionalAbsolutePath)
       .help("body template with the subject's placeholders and {evidence}; empty: built in");
   SASLGUARD_OPTION(notify, mail_max_attempts)
       .range(1, 100)
@@ -405,32 +393,20 @@ std::vector<Option> buildTable() {
       })
       .help("host:port of the API; off loopback it refuses to start without credentials");
   SASLGUARD_OPTION(admin, tls_cert_file)
-      .checkedBy(+[](std::string_view text) -> Result<void> {
-        if (text.empty() || text.starts_with('/')) return {};
-        return fail("expected an absolute path");
-      })
+      .checkedBy(checkOptionalAbsolutePath)
       .help("PEM certificate (chain) for HTTPS; with tls_key_file");
   SASLGUARD_OPTION(admin, tls_key_file)
-      .checkedBy(+[](std::string_view text) -> Result<void> {
-        if (text.empty() || text.starts_with('/')) return {};
-        return fail("expected an absolute path");
-      })
+      .checkedBy(checkOptionalAbsolutePath)
       .help("PEM private key for HTTPS");
   SASLGUARD_OPTION(admin, basic_user).help("HTTP Basic user name; empty: no Basic authentication");
   SASLGUARD_OPTION(admin, basic_password)
       .secret()
       .help("HTTP Basic password (prefer basic_password_file)");
   SASLGUARD_OPTION(admin, basic_password_file)
-      .checkedBy(+[](std::string_view text) -> Result<void> {
-        if (text.empty() || text.starts_with('/')) return {};
-        return fail("expected an absolute path");
-      })
+      .checkedBy(checkOptionalAbsolutePath)
       .help("file whose first line is the HTTP Basic password");
   SASLGUARD_OPTION(admin, bearer_tokens_file)
-      .checkedBy(+[](std::string_view text) -> Result<void> {
-        if (text.empty() || text.starts_with('/')) return {};
-        return fail("expected an absolute path");
-      })
+      .checkedBy(checkOptionalAbsolutePath)
       .help("file with one bearer token per line (Authorization: Bearer TOKEN)");
   SASLGUARD_OPTION(admin, max_body_kb).range(1, 65536).help("largest request body accepted (413)");
   SASLGUARD_OPTION(admin, read_timeout_ms)
@@ -654,10 +630,7 @@ std::vector<Option> buildTable() {
       .secret()
       .help("the key label of keyed zones (Abusix Mail Intelligence API key)");
   SASLGUARD_OPTION(detectors.reputation, api_key_file)
-      .checkedBy(+[](std::string_view text) -> Result<void> {
-        if (text.empty() || text.starts_with('/')) return {};
-        return fail("expected an absolute path");
-      })
+      .checkedBy(checkOptionalAbsolutePath)
       .help("file whose first line is the API key (instead of api_key)");
   SASLGUARD_OPTION(detectors.reputation, zones)
       .checkedBy(checkZoneSpec)
