@@ -23,7 +23,7 @@ class SentinelSetup : public ::testing::Test {
  protected:
   void SetUp() override {
     replica_ = std::make_unique<RedisServer>(RedisServerOptions::replicaOf(primary_.port()));
-    ASSERT_TRUE(replica_->waitForInfo("replication", "master_link_status:up")) << replica_->log();
+    ASSERT_TRUE(primary_.waitForReplicaAcks(1)) << replica_->log();
     sentinel_ = std::make_unique<RedisSentinelServer>(primary_.port());
     ASSERT_TRUE(sentinel_->waitForReplicas(1)) << sentinel_->log();
   }

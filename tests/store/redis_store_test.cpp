@@ -246,14 +246,17 @@ TEST(RedisStore, TwoStoresInParallelCountExactly) {
 TEST(RedisStore, RegistryChangesWaitForTheReplicaWhenAsked) {
   RedisServer primary;
   RedisServer replica(saslguard::testing::RedisServerOptions::replicaOf(primary.port()));
-  ASSERT_TRUE(replica.waitForInfo("replication", "master_link_status:up")) << replica.log();
+  ASSERT_TRUE(primary.waitForReplicaAcks(1)) << replica.log();
   auto options = storeOptions(primary.port());
   options.redis.command_timeout = 300ms;
   options.wait_replicas = 1;
-  options.wait_timeout = 500ms;
+  options.wait_timeout = 1000ms;
   auto store = openRedisStore(options);
 
-  ASSERT_TRUE(store->mark("alice", mark("reputation", "listed"), at(0)));
+  auto acknowledged = store->mark("alice", mark("reputation", "listed"), at(0));
+  ASSERT_TRUE(acknowledged) << acknowledged.error().message << "\nreplica log:\n"
+                            << replica.log() << "\nprimary log:\n"
+                            << primary.log();
   EXPECT_EQ(replica.query({"SISMEMBER", "compromised_accts", "alice"}), "(integer) 1")
       << "acknowledged only once the replica has it";
 
@@ -265,8 +268,8 @@ TEST(RedisStore, RegistryChangesWaitForTheReplicaWhenAsked) {
   ASSERT_FALSE(unacknowledged);
   EXPECT_NE(unacknowledged.error().message.find("reached 0 of 1"), std::string::npos)
       << unacknowledged.error().message;
-  EXPECT_GE(took_ms, 450);
-  EXPECT_LT(took_ms, 300 + 500 + 200);
+  EXPECT_GE(took_ms, 950);
+  EXPECT_LT(took_ms, 300 + 1000 + 200);
   // The request path does not wait for replicas.
   EXPECT_TRUE(store->execute(batch("carol", {counter("sent", 1)}), at(2)));
 }

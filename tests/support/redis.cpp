@@ -156,29 +156,35 @@ std::string RedisServer::log() const {
 }
 
 std::optional<std::string> RedisServer::query(const std::vector<std::string>& args) const {
-  if (options_.password.empty()) return redisQuery(port_, args);
-  // AUTH and the command on one connection: hiredis' blocking client, two round trips.
+  return querySequence({args});
+}
+
+std::optional<std::string> RedisServer::querySequence(
+    const std::vector<std::vector<std::string>>& commands) const {
+  // One connection (hiredis' blocking client): AUTH when there is a password, then each command.
   std::optional<std::string> text;
   timeval limit{1, 0};
   redisContext* context = redisConnectWithTimeout("127.0.0.1", port_, limit);
   if (context == nullptr) return text;
-  if (context->err == 0 && redisSetTimeout(context, limit) == REDIS_OK) {
-    auto* auth =
-        static_cast<redisReply*>(redisCommand(context, "AUTH %s", options_.password.c_str()));
-    if (auth != nullptr) {
-      freeReplyObject(auth);
-      std::vector<const char*> pointers;
-      std::vector<std::size_t> lengths;
-      for (const auto& arg : args) {
-        pointers.push_back(arg.data());
-        lengths.push_back(arg.size());
-      }
-      auto* reply = static_cast<redisReply*>(redisCommandArgv(
-          context, static_cast<int>(args.size()), pointers.data(), lengths.data()));
-      if (reply != nullptr) {
-        text = render(reply);
-        freeReplyObject(reply);
-      }
+  auto run = [&](const std::vector<std::string>& args) -> std::optional<std::string> {
+    std::vector<const char*> pointers;
+    std::vector<std::size_t> lengths;
+    for (const auto& arg : args) {
+      pointers.push_back(arg.data());
+      lengths.push_back(arg.size());
+    }
+    auto* reply = static_cast<redisReply*>(
+        redisCommandArgv(context, static_cast<int>(args.size()), pointers.data(), lengths.data()));
+    if (reply == nullptr) return std::nullopt;
+    auto rendered = render(reply);
+    freeReplyObject(reply);
+    return rendered;
+  };
+  if (context->err == 0 && redisSetTimeout(context, limit) == REDIS_OK &&
+      (options_.password.empty() || run({"AUTH", options_.password}))) {
+    for (const auto& command : commands) {
+      text = run(command);
+      if (!text) break;
     }
   }
   redisFree(context);
@@ -237,6 +243,21 @@ void RedisServer::resume() {
   if (pid_ <= 0 || !paused_) return;
   ::kill(pid_, SIGCONT);
   paused_ = false;
+}
+
+bool RedisServer::waitForReplicaAcks(int count, std::chrono::milliseconds timeout) const {
+  const auto expected = "(integer) " + std::to_string(count);
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    // A write first: WAIT after no write on this connection counts a replica whose stream the
+    // primary has not started yet (it starts on the replica's first ACK, up to 1 s later).
+    if (querySequence({{"INCR", "saslguard:replica-probe"},
+                       {"WAIT", std::to_string(count), "100"}}) == expected) {
+      return true;
+    }
+    std::this_thread::sleep_for(kPollInterval);
+  }
+  return false;
 }
 
 bool RedisServer::waitForInfo(const std::string& section, const std::string& line,

@@ -53,6 +53,9 @@ class RedisServer {
 
   // A command as the default user (authenticated with the password when there is one).
   std::optional<std::string> query(const std::vector<std::string>& args) const;
+  // Several commands on one connection; the last one's reply.
+  std::optional<std::string> querySequence(
+      const std::vector<std::vector<std::string>>& commands) const;
 
   void stop();   // SIGTERM, then waits (SIGKILL after 5 s)
   void kill();   // SIGKILL: a crash
@@ -62,6 +65,10 @@ class RedisServer {
   void pause();
   void resume();
 
+  // Waits until `count` replicas acknowledge this primary's writes (WAIT): a replica reports
+  // its link up before the primary counts it as online.
+  bool waitForReplicaAcks(int count,
+                          std::chrono::milliseconds timeout = std::chrono::seconds(10)) const;
   // Waits until INFO <section> has the line `line` ("role:master", "master_link_status:up").
   bool waitForInfo(const std::string& section, const std::string& line,
                    std::chrono::milliseconds timeout = std::chrono::seconds(10)) const;
