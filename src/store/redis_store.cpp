@@ -8,6 +8,7 @@
 #include <boost/asio/use_future.hpp>
 #include <boost/json.hpp>
 #include <charconv>
+#include <map>
 
 #include "store/time_units.hpp"
 
@@ -72,11 +73,11 @@ local function markReply(flag, m)
 end
 )lua";
 
-// One policy request. KEYS[4] the account's set of counter and set names (for view and
-// forgetSets), KEYS[5..] the counters' keys, then the sets' keys. ARGV[4] check the registry
-// (1/0), ARGV[5] counters, ARGV[6] sets, ARGV[7] max set entries, then 6 values per counter
-// (name, window_s, buckets, amount, add_only_below or '', group) and 3 per set (name, value,
-// ttl_s). Returns {1, mark...} for a marked account, else {0, total, added, ..., count,
+// One policy request. KEYS[4] the account's hash of counter and set names (-> window_s or
+// ttl_s; for view and forgetSets), KEYS[5..] the counters' keys, then the sets' keys. ARGV[4] check
+// the registry (1/0), ARGV[5] counters, ARGV[6] sets, ARGV[7] max set entries, then 6 values per
+// counter (name, window_s, buckets, amount, add_only_below or '', group) and 3 per set (name,
+// value, ttl_s). Returns {1, mark...} for a marked account, else {0, total, added, ..., count,
 // inserted, ...}.
 constexpr const char kExecuteBody[] = R"lua(
 if ARGV[4] == '1' then
@@ -170,7 +171,7 @@ for _, op in ipairs(ops) do
     redis.call('HINCRBY', op.key, string.format('%d', index), op.amount)
     local ttl_ms = (op.window + g) * 1000
     redis.call('PEXPIRE', op.key, ttl_ms)
-    redis.call('SADD', KEYS[4], 'c:' .. op.name)
+    redis.call('HSET', KEYS[4], 'c:' .. op.name, op.window)
     names_ttl_ms = math.max(names_ttl_ms, ttl_ms)
     added = 1
   end
@@ -195,7 +196,7 @@ for j = 1, sets do
     end
     redis.call('ZADD', key, 'GT', now_s, value)
     redis.call('PEXPIRE', key, ttl * 1000)
-    redis.call('SADD', KEYS[4], 's:' .. name)
+    redis.call('HSET', KEYS[4], 's:' .. name, ttl)
     names_ttl_ms = math.max(names_ttl_ms, ttl * 1000)
   end
   results[#results + 1] = redis.call('ZCARD', key)
@@ -257,14 +258,14 @@ audit('clear', ARGV[4], ARGV[5], '')
 return 1
 )lua";
 
-// forgetSets(). KEYS[1] the names set; ARGV[1] the account's set key prefix, ARGV[2] the name
+// forgetSets(). KEYS[1] the names hash; ARGV[1] the account's set key prefix, ARGV[2] the name
 // prefix. Returns how many sets existed and were dropped.
 constexpr const char kForgetSetsScript[] = R"lua(
 local dropped = 0
-for _, entry in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+for _, entry in ipairs(redis.call('HKEYS', KEYS[1])) do
   if string.sub(entry, 1, 2) == 's:' and string.sub(entry, 3, 2 + #ARGV[2]) == ARGV[2] then
     dropped = dropped + redis.call('DEL', ARGV[1] .. string.sub(entry, 3))
-    redis.call('SREM', KEYS[1], entry)
+    redis.call('HDEL', KEYS[1], entry)
   end
 end
 return dropped
@@ -638,7 +639,7 @@ Result<AccountView> RedisStore::view(const std::string& account, TimePoint now) 
   RedisPipeline first;
   first.add({"SISMEMBER", options_.registry_set, account});
   first.add({"HGETALL", accountKey(account, "mark")});
-  first.add({"SMEMBERS", accountKey(account, "names")});
+  first.add({"HGETALL", accountKey(account, "names")});
   first.add({"LRANGE", accountKey(account, "audit"), "0", "-1"});
   auto replies = client_->pipelineBlocking(std::move(first));
   if (!replies) {
@@ -670,8 +671,14 @@ Result<AccountView> RedisStore::view(const std::string& account, TimePoint now) 
     view.audit.push_back(std::move(entry));
   }
 
+  // "c:<counter>" -> window_s, "s:<set>" -> ttl_s (the latest touch's).
   std::vector<std::string> names;
-  for (const auto& name : (*replies)[2].elements) names.push_back(name.text);
+  std::map<std::string, std::int64_t> set_ttl_s;
+  const auto& name_fields = (*replies)[2].elements;
+  for (std::size_t f = 0; f + 1 < name_fields.size(); f += 2) {
+    names.push_back(name_fields[f].text);
+    set_ttl_s[name_fields[f].text] = parseInteger(name_fields[f + 1].text).value_or(0);
+  }
   std::sort(names.begin(), names.end());
   if (names.empty()) return view;
   RedisPipeline details;
@@ -716,8 +723,10 @@ Result<AccountView> RedisStore::view(const std::string& account, TimePoint now) 
           AccountView::Counter{name, static_cast<std::uint32_t>(window_s), total});
     } else {
       AccountView::Set set{name, {}};
+      const auto ttl_s = set_ttl_s[names[i]];
       for (std::size_t m = 0; m + 1 < reply.elements.size(); m += 2) {
         const auto seen_s = parseInteger(reply.elements[m + 1].text).value_or(0);
+        if (now_s - seen_s >= ttl_s) continue;  // expired, not yet dropped by a touch
         set.entries.push_back(SetEntry{reply.elements[m].text, fromUnixMs(seen_s * 1000)});
       }
       view.sets.push_back(std::move(set));

@@ -203,6 +203,23 @@ TEST(RedisStore, ForgetSetsDropsOnlyThePrefix) {
   EXPECT_EQ(*again, 0u);
 }
 
+TEST(RedisStore, ViewLeavesOutExpiredSetEntries) {
+  RedisServer server;
+  auto store = openRedisStore(server.port());
+  ASSERT_TRUE(store->execute(batch("alice", {}, {touch("geo:ips", "192.0.2.1", 100)}), at(0)));
+  ASSERT_TRUE(store->execute(batch("alice", {}, {touch("geo:ips", "192.0.2.2", 100)}), at(50)));
+  auto early = store->view("alice", at(99));
+  ASSERT_TRUE(early) << early.error().message;
+  ASSERT_EQ(early->sets.size(), 1u);
+  EXPECT_EQ(early->sets[0].entries.size(), 2u);
+  auto later = store->view("alice", at(100));  // the first entry is 100 s old: expired
+  ASSERT_TRUE(later);
+  ASSERT_EQ(later->sets.size(), 1u);
+  ASSERT_EQ(later->sets[0].entries.size(), 1u);
+  EXPECT_EQ(later->sets[0].entries[0].value, "192.0.2.2");
+  EXPECT_EQ(later->sets[0].entries[0].last_seen, at(50));
+}
+
 TEST(RedisStore, TwoStoresInParallelCountExactly) {
   RedisServer server;
   auto first = openRedisStore(server.port());
