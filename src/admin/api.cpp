@@ -8,6 +8,7 @@
 
 #include "admin/api_support.hpp"
 #include "admin/geoip_policyd.hpp"
+#include "admin/metrics_endpoint.hpp"
 #include "common/strings.hpp"
 #include "config/loader.hpp"
 #include "config/options.hpp"
@@ -87,7 +88,7 @@ class NativeApi {
     if (self->context_->metrics) {
       router.add("GET", "/metrics", [self](const Request&) {
         Response response;
-        response.content_type = "text/plain; version=0.0.4; charset=utf-8";
+        response.content_type = std::string(kPrometheusContentType);
         response.body = self->context_->metrics();
         return response;
       });

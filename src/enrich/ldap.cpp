@@ -142,6 +142,8 @@ class PooledLdapMapper final : public LdapMapper {
                });
   }
 
+  std::size_t queued() override { return queue_.lock()->jobs.size(); }
+
   void enqueue(Job job) {
     {
       auto queue = queue_.lock();

@@ -73,6 +73,8 @@ class LdapMapper {
   virtual boost::asio::awaitable<LdapAnswer> map(std::string identity) = 0;
   // Fails what is queued, waits for the workers, closes the connections. Idempotent.
   virtual void stop() = 0;
+  // Searches waiting for a worker (the metrics' queue depth gauge).
+  virtual std::size_t queued() = 0;
 };
 
 // RFC 4515 escaping of a filter assertion value: * ( ) \ NUL and bytes >= 0x80 as \XX.

@@ -23,7 +23,6 @@ namespace json = boost::json;
 
 constexpr std::size_t kMaxCommandBytes = 65536;
 
-
 static json::object failure(std::string message) {
   return json::object{{"ok", false}, {"error", std::move(message)}};
 }

@@ -337,6 +337,10 @@ class Daemon {
     if (events_) sources.eventlog = [this] { return events_->stats(); };
     sources.hook_queue = [this] { return notifier_->hooksQueued(); };
     sources.mail_queue = [this] { return notifier_->mailsQueued(); };
+    sources.ldap_queue = [this] {
+      const auto& ldap = pipeline_->ldapMapper();
+      return ldap ? ldap->queued() : std::size_t{0};
+    };
     context->metrics = [sources] { return admin::renderPrometheus(sources); };
     auto server = admin::AdminServer::start(main_context_, std::move(options),
                                             admin::makeApiRouter(context, settings));

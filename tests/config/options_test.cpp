@@ -111,8 +111,7 @@ TEST(OptionTable, EveryMemberOfSettingsHasExactlyOneOption) {
       "ldap");
   expectOneOptionPerField([](Settings& s) { return boost::pfr::structure_tie(s.notify); },
                           "notify");
-  expectOneOptionPerField([](Settings& s) { return boost::pfr::structure_tie(s.admin); },
-                          "admin");
+  expectOneOptionPerField([](Settings& s) { return boost::pfr::structure_tie(s.admin); }, "admin");
   // Neither PFR nor structured bindings see through a base class: the shared switches are
   // checked field by field, the denylist's own members (accounts, senders, networks) counted.
   expectOneOptionPerField(
