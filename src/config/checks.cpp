@@ -105,6 +105,14 @@ Result<void> checkAbsolutePath(std::string_view text) {
   return {};
 }
 
+Result<void> checkHostPort(std::string_view text) {
+  auto address = parseListenAddress(text);
+  if (!address || address->kind != ListenAddress::Kind::kTcp || address->port == 0) {
+    return fail("expected host:port or [v6]:port with a port from 1 to 65535");
+  }
+  return {};
+}
+
 Result<void> checkOptionalAbsolutePath(std::string_view text) {
   if (text.empty()) return {};
   return checkAbsolutePath(text);

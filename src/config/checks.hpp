@@ -28,6 +28,7 @@ Result<unsigned> parseSocketMode(std::string_view text);
 // itself: the caller appends it (masked for secrets).
 Result<void> checkListen(std::string_view text);
 Result<void> checkNetwork(std::string_view text);
+Result<void> checkHostPort(std::string_view text);  // a server to connect to: host:port, port > 0
 Result<void> checkSocketMode(std::string_view text);
 Result<void> checkAbsolutePath(std::string_view text);
 Result<void> checkOptionalAbsolutePath(std::string_view text);  // empty (unset) or absolute

@@ -253,7 +253,9 @@ std::vector<Option> buildTable() {
       .help("answer for an account marked compromised");
   SASLGUARD_OPTION(registry, reply_text).checkedBy(checkOneLine).help("text sent with that answer");
 
-  SASLGUARD_OPTION(state, backend).oneOf({"embedded"}).help("where state is kept");
+  SASLGUARD_OPTION(state, backend)
+      .oneOf({"embedded", "redis"})
+      .help("where state is kept: embedded (this host) or redis (shared by a fleet; see [redis])");
   SASLGUARD_OPTION(state, dir)
       .checkedBy(checkAbsolutePath)
       .help("directory of the embedded database and the control socket");
@@ -269,6 +271,76 @@ std::vector<Option> buildTable() {
   SASLGUARD_OPTION(state, lmdb_map_size_mb)
       .range(16, 16777216)
       .help("largest size the embedded database may grow to, in MiB");
+  SASLGUARD_OPTION(state, failure_action)
+      .oneOf({"DUNNO", "DEFER"})
+      .help("answer when the store fails for a request: DUNNO fails open, DEFER fails closed");
+
+  SASLGUARD_OPTION(redis, server).checkedBy(checkHostPort).help("Redis server, when no sentinels");
+  SASLGUARD_OPTION(redis, sentinels)
+      .checkedBy(checkHostPort)
+      .help("Sentinels (host:port) asked for the primary in turn; set: server is not used");
+  SASLGUARD_OPTION(redis, master_name)
+      .checkedBy(checkNotEmpty)
+      .help("Sentinel's name of the primary");
+  SASLGUARD_OPTION(redis, sentinel_username).help("Sentinel's ACL user; empty: none");
+  SASLGUARD_OPTION(redis, sentinel_password_file)
+      .checkedBy(checkOptionalAbsolutePath)
+      .help("file whose first line is Sentinel's password; empty: no AUTH to Sentinel");
+  SASLGUARD_OPTION(redis, sentinel_timeout_ms)
+      .range(10, 60000)
+      .help("time to wait for each sentinel asked");
+  SASLGUARD_OPTION(redis, username).help("Redis ACL user (Redis 6+); empty: the password alone");
+  SASLGUARD_OPTION(redis, password_file)
+      .checkedBy(checkOptionalAbsolutePath)
+      .help("file whose first line is the Redis password; empty: no AUTH");
+  SASLGUARD_OPTION(redis, database).range(0, 1000).help("database number (SELECT)");
+  SASLGUARD_OPTION(redis, pool_size).range(1, 64).help("connections to Redis per daemon");
+  SASLGUARD_OPTION(redis, connect_timeout_ms)
+      .range(10, 60000)
+      .help("TCP connect plus handshake (AUTH, SELECT, ROLE)");
+  SASLGUARD_OPTION(redis, command_timeout_ms)
+      .range(10, 60000)
+      .help("a request's store call not answered by then fails (state.failure_action applies)");
+  SASLGUARD_OPTION(redis, reconnect_min_ms)
+      .range(1, 60000)
+      .help("first wait before reconnecting after a failed connect");
+  SASLGUARD_OPTION(redis, reconnect_max_ms).range(1, 600000).help("the wait doubles up to this");
+  SASLGUARD_OPTION(redis, max_in_flight)
+      .range(1, 10000000)
+      .help("calls waiting on one connection at most; further calls fail at once");
+  SASLGUARD_OPTION(redis, key_prefix)
+      .checkedBy(+[](std::string_view text) -> Result<void> {
+        if (!text.empty() && text.find_first_of("{} \t\r\n") == std::string_view::npos) return {};
+        return fail("expected a non-empty prefix without braces or white space");
+      })
+      .help("prefix of every key (inside the per-account hash tag)");
+  SASLGUARD_OPTION(redis, registry_set)
+      .checkedBy(checkNotEmpty)
+      .help("set of the accounts marked compromised; SREM unblocks on every node (Abusix)");
+  SASLGUARD_OPTION(redis, max_set_entries)
+      .range(1, 1000000)
+      .help("entries per IP or country set; the least recently seen entry makes room");
+  SASLGUARD_OPTION(redis, audit_entries).range(1, 100000).help("audit entries kept per account");
+  SASLGUARD_OPTION(redis, wait_replicas)
+      .range(0, 100)
+      .help("registry changes are acknowledged once this many replicas have them (WAIT)");
+  SASLGUARD_OPTION(redis, wait_timeout_ms).range(1, 60000).help("longest WAIT for those replicas");
+  SASLGUARD_OPTION(redis, registry_cache_entries)
+      .range(0, 100000000)
+      .help("compromise marks known locally, kept fresh through pub/sub; 0: ask Redis every time");
+
+  SASLGUARD_OPTION(postfix, config_directory)
+      .checkedBy(checkAbsolutePath)
+      .help("Postfix configuration directory, passed as -c to postqueue, postsuper and postcat");
+  SASLGUARD_OPTION(postfix, command_directory)
+      .checkedBy(checkAbsolutePath)
+      .help("directory of postqueue, postsuper and postcat");
+  SASLGUARD_OPTION(postfix, command_timeout_ms)
+      .range(100, 600000)
+      .help("a Postfix command still running after this long is killed");
+  SASLGUARD_OPTION(postfix, max_messages)
+      .range(1, 10000000)
+      .help("held messages listed or acted on per call at most");
 
   SASLGUARD_OPTION(decisions, recent)
       .range(0, 10000000)
@@ -797,6 +869,12 @@ std::string sectionHelp(std::string_view section) {
       {"replies", "Text sent to Postfix with each action, enhanced status code first."},
       {"registry", "Accounts marked compromised, answered before any detector runs."},
       {"state", "Durable state: counters, compromise marks, recent activity."},
+      {"redis",
+       "Redis (optionally with Sentinel) as the state shared by several saslguard instances, "
+       "used when state.backend = \"redis\". See docs/redis.md."},
+      {"postfix",
+       "The local Postfix whose hold queue saslguard accounts held|release|purge and the API "
+       "act on."},
       {"decisions", "Recent decisions: what was answered, to whom and why."},
       {"eventlog",
        "SQL event log (SQLite, MariaDB or PostgreSQL): one row per counted message, in UVSQ "

@@ -99,6 +99,43 @@ struct StateSettings {
   std::int64_t max_accounts = 2000000;  // tracked accounts held in memory at most
   int idle_expiry_s = 172800;           // an account with no activity for this long is forgotten
   std::int64_t lmdb_map_size_mb = 4096;
+  // Answer when the store cannot be used for a request (Redis down or slow): DUNNO fails open,
+  // DEFER fails closed (Postfix retries later).
+  std::string failure_action = "DUNNO";
+};
+
+// state.backend = "redis": the shared store of a fleet of MTAs. See docs/redis.md.
+struct RedisSettings {
+  std::string server = "127.0.0.1:6379";  // host:port, when no sentinels are given
+  std::vector<std::string> sentinels;     // host:port; set: the primary comes from Sentinel
+  std::string master_name = "mymaster";
+  std::string sentinel_username;
+  std::string sentinel_password_file;  // its first line is Sentinel's password
+  int sentinel_timeout_ms = 500;
+  std::string username;       // ACL user (Redis 6+); empty with a password: AUTH <password>
+  std::string password_file;  // its first line is the password; empty: no AUTH
+  int database = 0;
+  int pool_size = 2;
+  int connect_timeout_ms = 500;
+  int command_timeout_ms = 250;
+  int reconnect_min_ms = 50;
+  int reconnect_max_ms = 1000;
+  int max_in_flight = 10000;
+  std::string key_prefix = "saslguard";
+  std::string registry_set = "compromised_accts";
+  int max_set_entries = 1024;
+  int audit_entries = 200;
+  int wait_replicas = 0;
+  int wait_timeout_ms = 1000;
+  int registry_cache_entries = 100000;  // marks known locally (pub/sub keeps them fresh); 0: none
+};
+
+// The local Postfix whose hold queue `saslguard accounts held|release|purge` and the API act on.
+struct PostfixSettings {
+  std::string config_directory = "/etc/postfix";  // passed as -c to postqueue, postsuper, postcat
+  std::string command_directory = "/usr/sbin";    // where those commands are
+  int command_timeout_ms = 30000;
+  int max_messages = 10000;  // held messages listed or acted on per call at most
 };
 
 struct DecisionsSettings {
@@ -265,6 +302,8 @@ struct Settings {
   RepliesSettings replies;
   RegistrySettings registry;
   StateSettings state;
+  RedisSettings redis;
+  PostfixSettings postfix;
   DecisionsSettings decisions;
   EventlogSettings eventlog;
   DnsSettings dns;

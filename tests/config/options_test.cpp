@@ -69,14 +69,15 @@ void expectOneOptionPerField(Tie tie, const std::string& section, std::size_t ow
 TEST(OptionTable, EveryMemberOfSettingsHasExactlyOneOption) {
   {
     Settings s;
-    auto& [server, protocol, log, identity, ldap, lists, replies, registry, state, decisions,
-           eventlog, dns, notify, admin, detectors, source_path] = s;
+    auto& [server, protocol, log, identity, ldap, lists, replies, registry, state, redis, postfix,
+           decisions, eventlog, dns, notify, admin, detectors, source_path] = s;
     (void)server, (void)protocol, (void)log, (void)identity, (void)ldap, (void)lists, (void)replies;
-    (void)registry, (void)state, (void)decisions, (void)eventlog, (void)dns, (void)notify;
+    (void)registry, (void)state, (void)redis, (void)postfix, (void)decisions, (void)eventlog,
+        (void)dns, (void)notify;
     (void)admin, (void)detectors, (void)source_path;
     std::set<std::string> tables;  // one member per top-level table, plus source_path
     for (const auto& section : sections()) tables.insert(section.substr(0, section.find('.')));
-    EXPECT_EQ(tables.size(), 15u);
+    EXPECT_EQ(tables.size(), 17u);
     EXPECT_EQ(boost::pfr::tuple_size_v<DetectorsSettings>, 4u);  // one member per detector
   }
   expectOneOptionPerField(
@@ -96,6 +97,9 @@ TEST(OptionTable, EveryMemberOfSettingsHasExactlyOneOption) {
   expectOneOptionPerField([](Settings& s) { return boost::pfr::structure_tie(s.registry); },
                           "registry");
   expectOneOptionPerField([](Settings& s) { return boost::pfr::structure_tie(s.state); }, "state");
+  expectOneOptionPerField([](Settings& s) { return boost::pfr::structure_tie(s.redis); }, "redis");
+  expectOneOptionPerField([](Settings& s) { return boost::pfr::structure_tie(s.postfix); },
+                          "postfix");
   expectOneOptionPerField([](Settings& s) { return boost::pfr::structure_tie(s.decisions); },
                           "decisions");
   expectOneOptionPerField([](Settings& s) { return boost::pfr::structure_tie(s.eventlog); },
