@@ -49,6 +49,7 @@ bool Connection::answer(std::string_view input, std::size_t& consumed) {
     switch (outcome.status) {
       case protocol::ParseStatus::Complete: {
         parsed_at_ = std::chrono::steady_clock::now();  // the latency histogram's start
+        last_activity_ = parsed_at_;
         const auto now = Clock::now();
         // Lookups once per message: Postfix sends all of a message's requests on one connection.
         if (pipeline.hasLookups()) {
@@ -130,7 +131,8 @@ asio::awaitable<void> Connection::run() {
       waiting_for_request_ = false;
       input_size_ += n;
       if (ec) throw boost::system::system_error(ec);
-      last_activity_ = std::chrono::steady_clock::now();
+      // Bytes alone are not activity: a peer dripping a request a byte at a time, or one that
+      // never reads its replies, is closed by the idle sweep like a silent one.
     }
   } catch (const boost::system::system_error& e) {
     const bool halfway = input_size_ > 0 || parser_.inRequest();

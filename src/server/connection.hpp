@@ -24,6 +24,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   // True while the connection waits for a new request with nothing half received.
   bool idle() const { return waiting_for_request_; }
+  // When the connection opened or its last complete request arrived (not its last byte).
   std::chrono::steady_clock::time_point lastActivity() const { return last_activity_; }
   void close();
 
