@@ -2,6 +2,9 @@
 #include "server/policy_server.hpp"
 
 #include <spdlog/spdlog.h>
+#include <sys/resource.h>
+
+#include <algorithm>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -15,6 +18,35 @@
 #include "server/connection.hpp"
 
 namespace saslguard::server {
+namespace {
+
+// Descriptors kept beside the policy connections: listeners, the admin API's connections, LDAP,
+// DNS and database sockets, the store's files, hooks' pipes.
+constexpr rlim_t kReservedDescriptors = 1024;
+
+// Raises the soft RLIMIT_NOFILE (often 1024) towards the hard limit so max_connections can be
+// open at once; past the hard limit, accept fails with EMFILE and the accept loop pauses.
+void raiseFileLimit(int max_connections) {
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0) return;
+  const rlim_t wanted = static_cast<rlim_t>(max_connections) + kReservedDescriptors;
+  if (limit.rlim_cur != RLIM_INFINITY && limit.rlim_cur < wanted) {
+    const auto before = limit.rlim_cur;
+    limit.rlim_cur = limit.rlim_max == RLIM_INFINITY ? wanted : std::min(wanted, limit.rlim_max);
+    if (limit.rlim_cur > before && ::setrlimit(RLIMIT_NOFILE, &limit) == 0) {
+      spdlog::info("open file limit raised from {} to {} for server.max_connections ({})", before,
+                   limit.rlim_cur, max_connections);
+    }
+  }
+  if (limit.rlim_cur != RLIM_INFINITY && limit.rlim_cur < wanted) {
+    spdlog::warn(
+        "open file limit {} is below server.max_connections ({}) + {}: raise the hard limit "
+        "(LimitNOFILE= in the systemd unit, ulimit -Hn) or lower max_connections",
+        limit.rlim_cur, max_connections, kReservedDescriptors);
+  }
+}
+
+}  // namespace
 
 const engine::Enrichers& Worker::enrichersFor(const engine::Pipeline& pipeline) {
   if (enrichers_pipeline_ == &pipeline) return enrichers_;
@@ -34,6 +66,7 @@ const engine::Enrichers& Worker::enrichersFor(const engine::Pipeline& pipeline) 
 PolicyServer::PolicyServer(asio::io_context& accept_context, int threads,
                            engine::PipelinePtr pipeline, ServerLimits limits)
     : accept_context_(accept_context), max_connections_(limits.max_connections) {
+  raiseFileLimit(limits.max_connections);
   if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   for (int i = 0; i < threads; ++i) {
     auto worker = std::make_unique<Worker>();
@@ -123,6 +156,7 @@ void PolicyServer::sweepIdle(Worker& worker) {
 }
 
 void PolicyServer::reload(engine::PipelinePtr pipeline, ServerLimits limits) {
+  if (limits.max_connections > max_connections_) raiseFileLimit(limits.max_connections);
   max_connections_ = limits.max_connections;
   for (auto& worker : workers_) {
     asio::post(worker->context, [w = worker.get(), pipeline, limits] {
