@@ -151,7 +151,9 @@ void SqlServer::stop() {
 
 void SqlServer::kill() {
   if (pid_ <= 0) return;
-  ::kill(pid_, SIGKILL);
+  // The whole process group (the server leads it): PostgreSQL's backends outlive a killed
+  // postmaster long enough to commit another batch, which a crashed host would not.
+  ::kill(-pid_, SIGKILL);
   waitExited(pid_, std::chrono::seconds(5));
   pid_ = -1;
 }
