@@ -1,9 +1,13 @@
 // api.cpp — the native routes: /livez, /readyz, /metrics and /api/v1 (accounts, marks,
-// decisions, settings, reload, stats); geoip-policyd's routes are in geoip_policyd.cpp. Every
-// change is durable in the store before the answer and logged with the caller's name.
+// decisions, settings, reload, stats, held mail); geoip-policyd's routes are in geoip_policyd.cpp.
+// Every change is durable in the store before the answer and logged with the caller's name.
 #include "admin/api.hpp"
 
 #include <spdlog/spdlog.h>
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <boost/json.hpp>
 
 #include "admin/api_support.hpp"
@@ -14,6 +18,7 @@
 #include "config/options.hpp"
 #include "engine/detectors/geo.hpp"
 #include "metrics/metrics.hpp"
+#include "notify/hold_queue.hpp"
 #include "store/store_json.hpp"
 
 // g++ 12 reports asio's coroutine frame delete as mismatched once a coroutine is inlined into a
@@ -77,6 +82,20 @@ json::array decisionsJson(engine::RecentDecisions& recent, const std::string& ac
   return out;
 }
 
+// The hold queue of the Postfix in [postfix], accounts matched as identities are normalised.
+notify::HoldQueue holdQueueFor(const config::Settings& settings) {
+  notify::PostfixCommandOptions postfix;
+  postfix.config_directory = settings.postfix.config_directory;
+  postfix.command_directory = settings.postfix.command_directory;
+  postfix.timeout = std::chrono::milliseconds(settings.postfix.command_timeout_ms);
+  postfix.max_messages = static_cast<std::size_t>(settings.postfix.max_messages);
+  auto resolver = std::make_shared<engine::IdentityResolver>(settings.identity);
+  notify::AccountMatcher matcher;
+  matcher.use_sender = settings.identity.source == "sender";
+  matcher.normalise = [resolver](std::string_view raw) { return resolver->normalise(raw); };
+  return notify::HoldQueue(std::move(postfix), std::move(matcher));
+}
+
 class NativeApi {
  public:
   explicit NativeApi(std::shared_ptr<ApiContext> context) : context_(std::move(context)) {}
@@ -105,6 +124,12 @@ class NativeApi {
     router.add("GET", "/api/v1/settings", [self](const Request&) { return self->settings(); });
     router.add("POST", "/api/v1/reload", [self](const Request& r) { return self->reload(r); });
     router.add("GET", "/api/v1/stats", [self](const Request&) { return self->stats(); });
+    router.addAsync("GET", "/api/v1/accounts/{account}/held",
+                    [self](const Request& r) { return self->held(r); });
+    router.addAsync("POST", "/api/v1/accounts/{account}/held/release",
+                    [self](const Request& r) { return self->heldAction(r, true); });
+    router.addAsync("POST", "/api/v1/accounts/{account}/held/purge",
+                    [self](const Request& r) { return self->heldAction(r, false); });
   }
 
  private:
@@ -273,7 +298,64 @@ class NativeApi {
     return Response::json(200, json::serialize(counters));
   }
 
+  // Postfix's programs run on the hold-queue thread (bounded by postfix.command_timeout_ms each),
+  // so the event loop keeps answering meanwhile.
+  template <class Work>
+  boost::asio::awaitable<std::invoke_result_t<Work>> onHoldQueueThread(Work work) {
+    using Value = std::invoke_result_t<Work>;
+    // Plain handlers, no coroutine lambda (g++ 12 miscompiles captures in those): the work runs
+    // on the hold-queue thread, its value is posted back to the awaiting coroutine's executor.
+    return boost::asio::async_initiate<const boost::asio::use_awaitable_t<>&, void(Value)>(
+        [this](auto handler, Work task) {
+          auto executor = boost::asio::get_associated_executor(handler);
+          boost::asio::post(hold_queue_thread_, [handler = std::move(handler),
+                                                 task = std::move(task), executor]() mutable {
+            auto value = task();
+            boost::asio::post(executor,
+                              [handler = std::move(handler), value = std::move(value)]() mutable {
+                                std::move(handler)(std::move(value));
+                              });
+          });
+        },
+        boost::asio::use_awaitable, std::move(work));
+  }
+
+  boost::asio::awaitable<Response> held(const Request& request) {
+    auto pipeline = context_->pipeline();
+    auto account = co_await accountFor(*pipeline, request.path_parameter);
+    if (!account) co_return Response::error(502, account.error().message);
+    auto queue = holdQueueFor(pipeline->settings());
+    const std::string name = *account;
+    auto work = [queue, name] { return queue.held(name); };
+    auto listed = co_await onHoldQueueThread(std::move(work));
+    if (!listed) co_return Response::error(502, "hold queue: " + listed.error().message);
+    co_return Response::json(200, json::serialize(notify::heldToJson(*listed)));
+  }
+
+  boost::asio::awaitable<Response> heldAction(const Request& request, bool release) {
+    auto body = optionalObjectBody(request);
+    if (!body) co_return badRequest(body.error().message);
+    bool dry_run = false;
+    if (const auto* flag = body->if_contains("dry_run")) {
+      if (!flag->is_bool()) co_return badRequest("dry_run must be true or false");
+      dry_run = flag->as_bool();
+    }
+    auto pipeline = context_->pipeline();
+    auto account = co_await accountFor(*pipeline, request.path_parameter);
+    if (!account) co_return Response::error(502, account.error().message);
+    auto queue = holdQueueFor(pipeline->settings());
+    const std::string name = *account;
+    const auto caller = callerName(request);
+    auto work = [queue, name, release, dry_run, caller] {
+      return release ? queue.release(name, dry_run, caller) : queue.purge(name, dry_run, caller);
+    };
+    auto done = co_await onHoldQueueThread(std::move(work));
+    if (!done) co_return Response::error(502, "hold queue: " + done.error().message);
+    co_return Response::json(200, json::serialize(notify::actionToJson(*done)));
+  }
+
   std::shared_ptr<ApiContext> context_;
+  boost::asio::thread_pool hold_queue_thread_{1};
 };
 
 }  // namespace

@@ -29,11 +29,14 @@ void Router::addAsync(std::string method, std::string path, AsyncHandler handler
 }
 
 void Router::addRoute(std::string method, std::string path, Route route) {
-  const auto open = path.rfind("/{");
-  if (open != std::string::npos && path.back() == '}') {
-    auto prefix = path.substr(0, open + 1);
-    parameter_patterns_[prefix] = path;
-    parameter_prefixes_[prefix].by_method[std::move(method)] = std::move(route);
+  const auto open = path.find("/{");
+  const auto close = open == std::string::npos ? std::string::npos : path.find('}', open);
+  if (close != std::string::npos) {
+    // "/prefix/{name}" or "/prefix/{name}/suffix": one segment in between.
+    auto& routes = parameter_routes_[path];
+    routes.prefix = path.substr(0, open + 1);
+    routes.suffix = path.substr(close + 1);
+    routes.by_method[std::move(method)] = std::move(route);
     return;
   }
   exact_[std::move(path)].by_method[std::move(method)] = std::move(route);
@@ -44,10 +47,8 @@ std::vector<std::pair<std::string, std::string>> Router::routes() const {
   for (const auto& [path, routes] : exact_) {
     for (const auto& [method, handler] : routes.by_method) listed.emplace_back(method, path);
   }
-  for (const auto& [prefix, routes] : parameter_prefixes_) {
-    for (const auto& [method, handler] : routes.by_method) {
-      listed.emplace_back(method, parameter_patterns_.at(prefix));
-    }
+  for (const auto& [pattern, routes] : parameter_routes_) {
+    for (const auto& [method, handler] : routes.by_method) listed.emplace_back(method, pattern);
   }
   std::sort(listed.begin(), listed.end(), [](const auto& a, const auto& b) {
     return std::tie(a.second, a.first) < std::tie(b.second, b.first);
@@ -57,12 +58,18 @@ std::vector<std::pair<std::string, std::string>> Router::routes() const {
 
 const Router::PathRoutes* Router::find(const std::string& path, std::string& path_parameter) const {
   if (auto exact = exact_.find(path); exact != exact_.end()) return &exact->second;
-  const auto last_slash = path.rfind('/');
-  if (last_slash == std::string::npos || last_slash + 1 == path.size()) return nullptr;
-  auto prefix = parameter_prefixes_.find(path.substr(0, last_slash + 1));
-  if (prefix == parameter_prefixes_.end()) return nullptr;
-  path_parameter = percentDecode(std::string_view(path).substr(last_slash + 1), false);
-  return &prefix->second;
+  for (const auto& [pattern, routes] : parameter_routes_) {
+    if (path.size() <= routes.prefix.size() + routes.suffix.size() ||
+        !path.starts_with(routes.prefix) || !path.ends_with(routes.suffix)) {
+      continue;
+    }
+    const auto segment = std::string_view(path).substr(
+        routes.prefix.size(), path.size() - routes.prefix.size() - routes.suffix.size());
+    if (segment.find('/') != std::string_view::npos) continue;
+    path_parameter = percentDecode(segment, false);
+    return &routes;
+  }
+  return nullptr;
 }
 
 const Router::Route* Router::match(Request& request, Response& refusal) const {

@@ -46,9 +46,9 @@ using AsyncHandler = std::function<boost::asio::awaitable<Response>(const Reques
 
 class Router {
  public:
-  // `path` is exact ("/api/v1/stats"), or ends in one "{name}" segment ("/api/v1/accounts/{id}")
-  // that matches any single non-empty segment; the segment is handed to the handler as
-  // Request::path_parameter. Exact paths win over parameter paths.
+  // `path` is exact ("/api/v1/stats"), or has one "{name}" segment ("/api/v1/accounts/{id}",
+  // "/api/v1/accounts/{id}/held") that matches any single non-empty segment; the segment is
+  // handed to the handler as Request::path_parameter. Exact paths win over parameter paths.
   void add(std::string method, std::string path, Handler handler);
   void addAsync(std::string method, std::string path, AsyncHandler handler);
 
@@ -69,6 +69,8 @@ class Router {
   };
   struct PathRoutes {
     std::map<std::string, Route> by_method;
+    std::string prefix;  // a parameter route's text before and after its "{name}" segment
+    std::string suffix;
   };
   void addRoute(std::string method, std::string path, Route route);
   const PathRoutes* find(const std::string& path, std::string& path_parameter) const;
@@ -76,8 +78,8 @@ class Router {
   const Route* match(Request& request, Response& refusal) const;
 
   std::map<std::string, PathRoutes> exact_;
-  std::map<std::string, PathRoutes> parameter_prefixes_;   // "/api/v1/accounts/" -> routes
-  std::map<std::string, std::string> parameter_patterns_;  // "/api/v1/accounts/" -> "...{id}"
+  // "/api/v1/accounts/{id}" -> routes; tens of them, tried in turn
+  std::map<std::string, PathRoutes> parameter_routes_;
 };
 
 // "%41b+c" -> "Ab c" when plus_is_space (query strings); malformed escapes are kept as they are.

@@ -174,7 +174,9 @@ int run(const std::string& verb, AccountsOptions& options) {
 
 Command addAccounts(CLI::App& app) {
   auto* accounts =
-      app.add_subcommand("accounts", "list, show, block and clear compromised accounts");
+      app.add_subcommand("accounts",
+                         "compromised accounts (list, show, block, clear) and their held mail "
+                         "(held, release, purge)");
   accounts->require_subcommand(1);
   auto options = std::make_shared<AccountsOptions>();
   auto verb = std::make_shared<std::string>();
@@ -199,7 +201,12 @@ Command addAccounts(CLI::App& app) {
   clear->add_option("account", options->account, "the account")->required();
   clear->add_option("--reason", options->reason, "why (kept in the audit trail)");
   common(clear);
-  return [options, verb] { return run(*verb, *options); };
+  // held, release and purge: the account's mail in Postfix's hold queue (hold_queue.cpp).
+  auto hold_queue = addHoldQueueVerbs(*accounts);
+  return [options, verb, hold_queue] {
+    if (auto code = hold_queue()) return *code;
+    return run(*verb, *options);
+  };
 }
 
 }  // namespace saslguard::cli

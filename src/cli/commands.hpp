@@ -4,6 +4,7 @@
 
 #include <CLI/CLI.hpp>
 #include <functional>
+#include <optional>
 
 namespace saslguard::cli {
 
@@ -19,5 +20,9 @@ Command addQuery(CLI::App& app);
 Command addStats(CLI::App& app);
 Command addReport(CLI::App& app);
 Command addImportConfig(CLI::App& app);
+
+// `accounts held|release|purge` (hold_queue.cpp): the returned action runs the verb that was
+// chosen and returns its exit code, or nullopt when another `accounts` verb was chosen.
+std::function<std::optional<int>()> addHoldQueueVerbs(CLI::App& accounts);
 
 }  // namespace saslguard::cli
