@@ -3,13 +3,22 @@
 // same batch the same way; time always comes from the caller (`now`), never from the server.
 #include "store/redis_store.hpp"
 
+#include <spdlog/spdlog.h>
 #include <algorithm>
+#include <array>
+
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/use_future.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/json.hpp>
 #include <charconv>
 #include <map>
 
+#include "store/redis_wire.hpp"
 #include "store/time_units.hpp"
 
 namespace saslguard::store {
@@ -23,11 +32,16 @@ namespace {
 
 // Shared by the registry scripts. KEYS[1] the account's mark hash, KEYS[2] the registry set,
 // KEYS[3] the account's audit list; ARGV[1] now (unix ms), ARGV[2] the account, ARGV[3] how
-// many audit entries to keep.
+// many audit entries to keep. Every change is published on the channel named like the registry
+// set ("mark <action> <account>", "clear <account>"): the other instances' registry caches.
 constexpr const char kRegistryPrelude[] = R"lua(
 local now_ms = tonumber(ARGV[1])
 local account = ARGV[2]
 local audit_cap = tonumber(ARGV[3])
+
+local function announce(message)
+  redis.call('PUBLISH', KEYS[2], message)
+end
 
 local function audit(event, by, reason, evidence)
   redis.call('RPUSH', KEYS[3], cjson.encode({at = ARGV[1], event = event, by = by,
@@ -56,12 +70,14 @@ local function liveMark()
   if not listed then
     redis.call('DEL', KEYS[1])
     audit('clear', KEYS[2], 'removed from ' .. KEYS[2], '')
+    announce('clear ' .. account)
     return nil
   end
   if expired(m) then
     redis.call('DEL', KEYS[1])
     redis.call('SREM', KEYS[2], account)
     audit('expire', m.detector or '', 'mark expired', m.evidence or '')
+    announce('clear ' .. account)
     return nil
   end
   return m
@@ -234,6 +250,7 @@ else
   redis.call('SADD', KEYS[2], account)
 end
 audit('mark', ARGV[4], ARGV[5], ARGV[6])
+announce('mark ' .. (m.action or '') .. ' ' .. account)
 return markReply(is_new, m)
 )lua";
 
@@ -246,6 +263,7 @@ local m = {}
 for i = 1, #fields, 2 do m[fields[i]] = fields[i + 1] end
 redis.call('DEL', KEYS[1])
 redis.call('SREM', KEYS[2], account)
+announce('clear ' .. account)
 if not listed then
   audit('clear', KEYS[2], 'removed from ' .. KEYS[2], '')
   return 0
@@ -358,6 +376,15 @@ std::optional<Mark> markFrom(const RedisReply& listed, const RedisReply& hash,
   return mark;
 }
 
+// AUTH and SUBSCRIBE to the registry channel (built outside a coroutine: g++ 12 and braced
+// lists of literals inside one do not mix).
+RedisPipeline registrySubscription(const RedisStoreOptions& options) {
+  RedisPipeline subscribe;
+  addAuth(subscribe, options.redis.username, options.redis.password);
+  subscribe.add({"SUBSCRIBE", options.registry_set});
+  return subscribe;
+}
+
 Result<void> replyError(const RedisReply& reply) {
   if (reply.isError()) return fail("Redis: " + reply.text);
   return {};
@@ -374,6 +401,9 @@ Result<std::unique_ptr<RedisStore>> RedisStore::open(RedisStoreOptions options) 
   auto client = RedisClient::create(store->io_.get_executor(), store->options_.redis);
   if (!client) return fail(client.error().message);
   store->client_ = std::move(*client);
+  if (store->options_.registry_cache_entries > 0) {
+    asio::co_spawn(store->io_, store->watchRegistry(), asio::detached);
+  }
   return store;
 }
 
@@ -384,9 +414,19 @@ RedisStore::RedisStore(RedisStoreOptions options)
       execute_script_{kExecuteScript.c_str(), {}, {}},
       mark_script_{kMarkScript.c_str(), {}, {}},
       clear_script_{kClearScript.c_str(), {}, {}},
-      forget_sets_script_{kForgetSetsScript, {}, {}} {}
+      forget_sets_script_{kForgetSetsScript, {}, {}},
+      cache_(options_.registry_cache_entries),
+      discovery_(options_.redis),
+      channel_socket_(io_),
+      channel_pause_(io_) {}
 
 RedisStore::~RedisStore() {
+  asio::post(io_, [this] {
+    stopping_ = true;
+    boost::system::error_code ignored;
+    channel_socket_.close(ignored);
+    channel_pause_.cancel();
+  });
   client_.reset();  // its shutdown runs on the I/O thread, which then runs out of work
   work_.reset();
   thread_.join();
@@ -515,9 +555,11 @@ asio::awaitable<Result<BatchResult>> RedisStore::executeAsync(Batch batch, TimeP
   if (reply->elements[0].integer == 1) {
     auto mark = decodeMark(*reply);
     if (!mark) co_return tl::unexpected(mark.error());
+    cache_.marked(batch.account, mark->action);
     result.mark = std::move(*mark);
     co_return result;
   }
+  if (batch.check_registry) cache_.cleared(batch.account);
   const std::size_t expected = 1 + 2 * (batch.counters.size() + batch.sets.size());
   if (reply->elements.size() != expected) {
     co_return fail("unexpected reply from the Redis store script: " + reply->describe());
@@ -560,6 +602,7 @@ asio::awaitable<Result<MarkOutcome>> RedisStore::markAsync(std::string account, 
   if (!reply) co_return tl::unexpected(reply.error());
   auto stored = decodeMark(*reply);
   if (!stored) co_return tl::unexpected(stored.error());
+  cache_.marked(account, stored->action);
   co_return MarkOutcome{reply->elements[0].integer == 1, std::move(*stored)};
 }
 
@@ -576,6 +619,7 @@ asio::awaitable<Result<bool>> RedisStore::clearAsync(std::string account, ClearI
                                 info.by, info.reason};
   auto reply = co_await runScript(clear_script_, std::move(keys), std::move(args), true);
   if (!reply) co_return tl::unexpected(reply.error());
+  cache_.cleared(account);
   co_return reply->integer == 1;
 }
 
@@ -748,6 +792,150 @@ asio::awaitable<Result<std::size_t>> RedisStore::forgetSetsAsync(std::string acc
   auto reply = co_await runScript(forget_sets_script_, std::move(keys), std::move(args), true);
   if (!reply) co_return tl::unexpected(reply.error());
   co_return static_cast<std::size_t>(std::max<long long>(0, reply->integer));
+}
+
+RegistryChannelStats RedisStore::registryChannelStats() const {
+  return {channel_subscriptions_.load(), channel_messages_.load(), channel_subscribed_.load()};
+}
+
+// "mark <action> <account>" or "clear <account>" (the account is the rest: it may hold spaces).
+void RedisStore::applyRegistryMessage(const RedisReply& message) {
+  // ["message", <channel>, <payload>]
+  if (message.type != RedisReply::Type::kArray || message.elements.size() != 3 ||
+      message.elements[0].text != "message") {
+    return;
+  }
+  const std::string_view payload = message.elements[2].text;
+  const auto space = payload.find(' ');
+  if (space == std::string_view::npos) return;
+  const auto event = payload.substr(0, space);
+  auto rest = payload.substr(space + 1);
+  if (event == "clear" && !rest.empty()) {
+    cache_.cleared(rest);
+    ++channel_messages_;
+  } else if (event == "mark") {
+    const auto gap = rest.find(' ');
+    if (gap == std::string_view::npos || gap + 1 >= rest.size()) return;
+    cache_.marked(rest.substr(gap + 1), rest.substr(0, gap));
+    ++channel_messages_;
+  }
+}
+
+asio::awaitable<Result<void>> RedisStore::subscribeRegistry(RedisReplyReader& reader) {
+  RedisEndpoint target = options_.redis.server;
+  if (!options_.redis.sentinels.empty()) {
+    auto primary = co_await discovery_.primary(io_.get_executor());
+    if (!primary) co_return fail(primary.error().message);
+    target = std::move(*primary);
+  }
+  const auto address = co_await resolveRedisEndpoint(io_.get_executor(), target);
+  if (!address) co_return fail(address.error().message);
+  if (stopping_) co_return fail("shut down");
+  // Connect and subscribe within connect_timeout; the guard closes the socket otherwise.
+  auto guard = std::make_shared<asio::steady_timer>(io_, options_.redis.connect_timeout);
+  guard->async_wait([this](const boost::system::error_code& error) {
+    if (error) return;
+    boost::system::error_code ignored;
+    channel_socket_.close(ignored);
+  });
+  struct CancelGuard {
+    std::shared_ptr<asio::steady_timer> timer;
+    ~CancelGuard() { timer->cancel(); }
+  } cancel_guard{guard};
+
+  boost::system::error_code error;
+  co_await channel_socket_.async_connect(*address,
+                                         asio::redirect_error(asio::use_awaitable, error));
+  if (error)
+    co_return fail("cannot connect to Redis at " + target.describe() + ": " + error.message());
+  // A peer that vanishes without a reset is noticed by keepalive, not left subscribed for ever.
+  channel_socket_.set_option(asio::socket_base::keep_alive(true), error);
+  const auto subscribe = registrySubscription(options_);
+  const auto bytes = subscribe.bytes();
+  co_await asio::async_write(channel_socket_, asio::buffer(bytes),
+                             asio::redirect_error(asio::use_awaitable, error));
+  if (error) co_return fail(error.message());
+  std::array<char, 4096> buffer;
+  for (std::size_t confirmed = 0; confirmed < subscribe.size();) {
+    auto next = reader.next();
+    if (!next) co_return fail(next.error().message);
+    if (*next) {
+      if ((*next)->isError()) co_return fail("Redis refused: " + (*next)->describe());
+      ++confirmed;
+      continue;
+    }
+    const auto received = co_await channel_socket_.async_read_some(
+        asio::buffer(buffer), asio::redirect_error(asio::use_awaitable, error));
+    if (error) co_return fail(error.message());
+    if (auto fed = reader.feed(buffer.data(), received); !fed) co_return fail(fed.error().message);
+  }
+  co_return Result<void>{};
+}
+
+// Messages may have been missed while the channel was down: keep only the cached accounts that
+// are still in the registry set.
+asio::awaitable<void> RedisStore::resyncCache() {
+  auto members = co_await client_->command("SMEMBERS", options_.registry_set);
+  if (!members || members->type != RedisReply::Type::kArray) co_return;
+  std::unordered_set<std::string> listed;
+  for (auto& member : members->elements) listed.insert(std::move(member.text));
+  cache_.retainOnly(listed);
+}
+
+asio::awaitable<void> RedisStore::watchRegistry() {
+  std::chrono::milliseconds backoff{0};
+  bool missed = false;  // a subscription ended: messages may have been lost
+  bool failing = false;
+  std::array<char, 4096> buffer;
+  while (!stopping_) {
+    RedisReplyReader reader;
+    auto subscribed = co_await subscribeRegistry(reader);
+    std::string why = subscribed ? "" : subscribed.error().message;
+    if (subscribed) {
+      backoff = std::chrono::milliseconds(0);
+      ++channel_subscriptions_;
+      channel_subscribed_ = true;
+      if (failing)
+        spdlog::info("Redis registry channel {} subscribed again", options_.registry_set);
+      failing = false;
+      if (missed && cache_.size() > 0) co_await resyncCache();
+      missed = true;
+      while (!stopping_) {
+        auto next = reader.next();
+        if (!next) {
+          why = next.error().message;
+          break;
+        }
+        if (*next) {
+          applyRegistryMessage(**next);
+          continue;
+        }
+        boost::system::error_code error;
+        const auto received = co_await channel_socket_.async_read_some(
+            asio::buffer(buffer), asio::redirect_error(asio::use_awaitable, error));
+        if (error) {
+          why = error == asio::error::eof ? "Redis closed the connection" : error.message();
+          break;
+        }
+        if (auto fed = reader.feed(buffer.data(), received); !fed) {
+          why = fed.error().message;
+          break;
+        }
+      }
+      channel_subscribed_ = false;
+    }
+    boost::system::error_code ignored;
+    channel_socket_.close(ignored);
+    if (stopping_) break;
+    if (!failing) {
+      spdlog::warn("Redis registry channel {}: {}; retrying", options_.registry_set, why);
+      failing = true;
+    }
+    backoff = std::clamp(backoff * 2, options_.redis.reconnect_min,
+                         std::max(options_.redis.reconnect_min, options_.redis.reconnect_max));
+    channel_pause_.expires_after(backoff);
+    co_await channel_pause_.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
+  }
 }
 
 StoreStats RedisStore::stats() {

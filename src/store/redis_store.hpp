@@ -1,13 +1,16 @@
 // redis_store.hpp — the Store on Redis, shared by every saslguard instance that points at it: a
 // policy request is one EVALSHA of a Lua script (registry check, sliding-window counters and
 // expiring distinct sets, all counts returned), atomic on the server, so parallel daemons count
-// exactly. Key layout and operation: docs/redis.md.
+// exactly. Registry changes are published on a channel named like the registry set, and every
+// store keeps a local cache of the marks it heard of. Key layout and operation: docs/redis.md.
 #pragma once
 
 #include <atomic>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <chrono>
 #include <memory>
 #include <mutex>
@@ -16,9 +19,13 @@
 #include <vector>
 
 #include "store/redis_client.hpp"
+#include "store/redis_sentinel.hpp"
+#include "store/registry_cache.hpp"
 #include "store/store.hpp"
 
 namespace saslguard::store {
+
+class RedisReplyReader;
 
 struct RedisStoreOptions {
   RedisOptions redis;
@@ -34,6 +41,15 @@ struct RedisStoreOptions {
   // have them (WAIT), within wait_timeout; 0: once the primary has them.
   int wait_replicas = 0;
   std::chrono::milliseconds wait_timeout{1000};
+  // Accounts known marked, kept locally (see registryCache()); 0: no cache and no subscription
+  // to the registry channel (command-line tools).
+  std::size_t registry_cache_entries = 0;
+};
+
+struct RegistryChannelStats {
+  std::uint64_t subscriptions = 0;  // successful (re)subscriptions to the registry channel
+  std::uint64_t messages = 0;       // mark/clear messages applied to the cache
+  bool subscribed = false;          // listening right now
 };
 
 class RedisStore final : public Store {
@@ -48,7 +64,13 @@ class RedisStore final : public Store {
   Result<BatchResult> execute(const Batch& batch, TimePoint now) override;
   // execute() for callers on an event loop: the same script, awaited instead of blocking a
   // thread. An addition to the Store interface, not part of it.
+  // Every reply updates the registry cache (marked: added, not marked: dropped).
   boost::asio::awaitable<Result<BatchResult>> executeAsync(Batch batch, TimePoint now);
+  // mark() and clear() for callers on an event loop.
+  boost::asio::awaitable<Result<MarkOutcome>> markAsync(std::string account, Mark mark,
+                                                        TimePoint now);
+  boost::asio::awaitable<Result<bool>> clearAsync(std::string account, ClearInfo info,
+                                                  TimePoint now);
 
   Result<MarkOutcome> mark(const std::string& account, const Mark& mark, TimePoint now) override;
   Result<bool> clear(const std::string& account, const ClearInfo& info, TimePoint now) override;
@@ -65,6 +87,11 @@ class RedisStore final : public Store {
   StoreStats stats() override;
 
   RedisClient& client() { return *client_; }
+  // The marks this store knows of without asking Redis: what every script reply said, and what
+  // the registry channel announced (saslguard's own mark and clear, from any instance). A
+  // `redis-cli SREM` is seen at the account's next request. Used when Redis cannot be reached.
+  const RegistryCache& registryCache() const { return cache_; }
+  RegistryChannelStats registryChannelStats() const;
   // "{saslguard:alice}:mark" and the like; for tests and docs.
   std::string accountKey(const std::string& account, std::string_view what) const;
 
@@ -85,10 +112,6 @@ class RedisStore final : public Store {
   template <class T>
   Result<T> blockOn(boost::asio::awaitable<Result<T>> task);
 
-  boost::asio::awaitable<Result<MarkOutcome>> markAsync(std::string account, Mark mark,
-                                                        TimePoint now);
-  boost::asio::awaitable<Result<bool>> clearAsync(std::string account, ClearInfo info,
-                                                  TimePoint now);
   boost::asio::awaitable<Result<std::size_t>> forgetSetsAsync(std::string account,
                                                               std::string name_prefix);
 
@@ -102,6 +125,20 @@ class RedisStore final : public Store {
   Script clear_script_;
   Script forget_sets_script_;
   std::atomic<std::uint64_t> errors_{0};
+
+  // The registry channel: one subscribed connection, reconnected with backoff; runs on io_.
+  boost::asio::awaitable<void> watchRegistry();
+  boost::asio::awaitable<Result<void>> subscribeRegistry(RedisReplyReader& reader);
+  boost::asio::awaitable<void> resyncCache();
+  void applyRegistryMessage(const RedisReply& message);
+  RegistryCache cache_;
+  SentinelDiscovery discovery_;
+  boost::asio::ip::tcp::socket channel_socket_;
+  boost::asio::steady_timer channel_pause_;
+  bool stopping_ = false;  // on io_ only
+  std::atomic<std::uint64_t> channel_subscriptions_{0};
+  std::atomic<std::uint64_t> channel_messages_{0};
+  std::atomic<bool> channel_subscribed_{false};
 };
 
 }  // namespace saslguard::store
