@@ -1,6 +1,6 @@
-// accounts.cpp — `saslguard accounts list|show|clear`: the compromise registry with its evidence.
-// Talks to the running daemon through its control socket; when no daemon answers, opens the
-// state directory directly (the daemon must not be running then, or it will not see changes).
+// accounts.cpp — `saslguard accounts list|show|block|clear`: the compromise registry with its
+// evidence, through the running daemon's control socket; when none answers, on the store directly
+// (the state directory, which no daemon may hold then; or Redis, shared, so every instance sees it).
 #include <pwd.h>
 #include <unistd.h>
 
@@ -15,7 +15,7 @@
 #include "config/loader.hpp"
 #include "engine/identity.hpp"
 #include "server/control.hpp"
-#include "store/embedded_store.hpp"
+#include "engine/state_store.hpp"
 
 namespace saslguard::cli {
 namespace {
@@ -63,20 +63,15 @@ Result<json::object> execute(const config::Settings& settings, const json::objec
     if (answer) return answer;
     std::cerr << "note: " << answer.error().message << "; using the state directory directly\n";
   }
-  if (!std::filesystem::exists(settings.state.dir)) {
+  if (settings.state.backend != "redis" && !std::filesystem::exists(settings.state.dir)) {
     return fail("no daemon answers and the state directory " + settings.state.dir +
                 " does not exist");
   }
-  store::EmbeddedStoreOptions options;
-  options.dir = settings.state.dir;
-  options.start_flusher = false;
-  options.max_accounts = settings.state.max_accounts;
-  options.idle_expiry_s = settings.state.idle_expiry_s;
-  options.map_size_mb = settings.state.lmdb_map_size_mb;
-  auto store = store::EmbeddedStore::open(options);
-  if (!store) return tl::unexpected(store.error());
-  auto answer = server::executeControl(command, **store, invoker());
-  if (auto closed = (*store)->close(); !closed) return tl::unexpected(closed.error());
+  // Redis is shared: a change made here reaches every instance (and their registry caches).
+  auto state = engine::openStateStore(settings, engine::StoreUse::kTool);
+  if (!state) return tl::unexpected(state.error());
+  auto answer = server::executeControl(command, *state->store, invoker());
+  if (auto closed = state->close(); !closed) return tl::unexpected(closed.error());
   return answer;
 }
 

@@ -15,6 +15,7 @@
 #include "metrics/metrics.hpp"
 #include "metrics/request_labels.hpp"
 #include "notify/notifier.hpp"
+#include "store/redis_store.hpp"
 
 namespace saslguard::engine {
 
@@ -88,7 +89,10 @@ Pipeline::Pipeline(config::SettingsPtr settings, store::Store& store, RecentDeci
       identity_(settings_->identity),
       allow_(std::move(allow)),
       detectors_(std::move(detectors)),
-      registry_action_(*protocol::parseAction(settings_->registry.action)) {
+      registry_action_(*protocol::parseAction(settings_->registry.action)),
+      store_failure_action_(settings_->state.failure_action == "DEFER" ? Action::Defer
+                                                                       : Action::Dunno) {
+  redis_ = dynamic_cast<store::RedisStore*>(&store);
   for (const auto& configured : detectors_)
     has_lookups_ = has_lookups_ || configured.detector->looksUp();
   if (has_lookups_) dns_cache_ = enrich::makeDnsCache(*dns_options_);
@@ -130,7 +134,9 @@ bool Pipeline::needsLookups(const protocol::Request& request, TimePoint now,
     wanted = wanted || configured.detector->wantsLookup(context);
   if (!wanted) return false;
   // A marked account is answered by the registry: no lookup (as Abusix). A store error here
-  // only costs a lookup; decide() reports it.
+  // only costs a lookup; decide() reports it. Redis is not asked on the worker thread: the
+  // registry cache knows the marks this instance has seen.
+  if (redis_ != nullptr) return !redis_->registryCache().action(identity->account);
   auto mark = store_.getMark(identity->account, now);
   return !(mark && *mark);
 }
@@ -160,73 +166,140 @@ boost::asio::awaitable<Lookups> Pipeline::lookups(const protocol::Request& reque
   co_return lookups;
 }
 
+struct Pipeline::InProgress {
+  std::chrono::steady_clock::time_point started;
+  std::optional<Identity> identity;
+  DecisionRecord record;
+  store::Batch batch;
+  struct Planned {
+    std::size_t counters_begin, counters_end, sets_begin, sets_end;
+  };
+  // Inline for the usual handful of detectors: a heap vector here was one allocation per request.
+  boost::container::small_vector<Planned, 8> planned;
+  std::optional<Verdict> winner;
+  std::optional<Verdict> marking;
+  struct Counted {
+    std::string_view detector;
+    CountedMessage message;
+    bool shadow;
+  };
+  std::vector<Counted> counted;
+};
+
 Action Pipeline::decide(const protocol::Request& request, TimePoint now, std::string& reply,
                         const Lookups* lookups) const {
-  const auto started = std::chrono::steady_clock::now();
+  InProgress work;
+  if (auto answered = plan(request, now, reply, lookups, work)) return *answered;
+  auto state = store_.execute(work.batch, now);
+  if (auto answered = evaluate(request, reply, lookups, work, state)) return *answered;
+  const auto outcome = store_.mark(work.identity->account, markFor(*work.marking, now), now);
+  recordMark(*work.identity, *work.marking, request, now, work.record, outcome);
+  return conclude(request, reply, work);
+}
+
+boost::asio::awaitable<Action> Pipeline::decideAsync(const protocol::Request& request,
+                                                     TimePoint now, std::string& reply,
+                                                     const Lookups* lookups) const {
+  InProgress work;
+  if (auto answered = plan(request, now, reply, lookups, work)) co_return *answered;
+  // The batch is not needed after the call: the detectors' results are found by position.
+  auto state = co_await redis_->executeAsync(std::move(work.batch), now);
+  if (auto answered = evaluate(request, reply, lookups, work, state)) co_return *answered;
+  const auto outcome =
+      co_await redis_->markAsync(work.identity->account, markFor(*work.marking, now), now);
+  recordMark(*work.identity, *work.marking, request, now, work.record, outcome);
+  co_return conclude(request, reply, work);
+}
+
+std::optional<Action> Pipeline::plan(const protocol::Request& request, TimePoint now,
+                                     std::string& reply, const Lookups* lookups,
+                                     InProgress& work) const {
+  work.started = std::chrono::steady_clock::now();
 
   // 1. identity, mapped through LDAP when configured
-  auto identity = identity_.resolve(request);
-  if (!identity) {
+  work.identity = identity_.resolve(request);
+  if (!work.identity) {
     SASLGUARD_COUNT(unauthenticated_total);
     protocol::appendReply(reply, Action::Dunno, {});
     return Action::Dunno;
   }
-  const auto mapping = applyMapping(*identity, lookups);
-  DecisionRecord record;
+  auto& identity = *work.identity;
+  auto& record = work.record;
+  const auto mapping = applyMapping(identity, lookups);
   record.at = now;
-  record.account = identity->account;
+  record.account = identity.account;
   record.stage = request.stage();
   record.instance = request.get(Attr::instance);
   record.client_address = request.get(Attr::client_address);
   if (mapping == Mapping::kSkip) {
     record.outcome = "ldap-unknown";
-    return finish(record, Action::Dunno, {}, started, reply);
+    return finish(record, Action::Dunno, {}, work.started, reply);
   }
   if (mapping == Mapping::kFailed) {
     SASLGUARD_COUNT(ldap_failures_total);
     const auto* answer = lookups != nullptr && lookups->mapping ? &*lookups->mapping : nullptr;
     if (log::peerWarningAllowed()) {
-      spdlog::warn("LDAP mapping of {} failed: {} (answering {})", quoteForLog(identity->account),
+      spdlog::warn("LDAP mapping of {} failed: {} (answering {})", quoteForLog(identity.account),
                    answer != nullptr ? answer->error : std::string("no answer"),
                    protocol::actionName(ldap_failure_action_));
     }
     record.outcome = "ldap-error";
-    return finish(record, ldap_failure_action_, defaultText(ldap_failure_action_), started, reply);
+    return finish(record, ldap_failure_action_, defaultText(ldap_failure_action_), work.started,
+                  reply);
   }
 
   // 2. allow lists
-  if (!allow_.match(request, *identity).empty()) {
+  if (!allow_.match(request, identity).empty()) {
     SASLGUARD_COUNT(allowlisted_total);
     record.outcome = "allowlisted";
-    return finish(record, Action::Dunno, {}, started, reply);
+    return finish(record, Action::Dunno, {}, work.started, reply);
   }
 
   // 3. registry and detector state, in one store call
-  const DetectorContext context{request, *identity, now};
-  store::Batch batch;
-  batch.account = identity->account;
-  struct Planned {
-    std::size_t counters_begin, counters_end, sets_begin, sets_end;
-  };
-  // Inline for the usual handful of detectors: a heap vector here was one allocation per request.
-  boost::container::small_vector<Planned, 8> planned(detectors_.size());
+  const DetectorContext context{request, identity, now};
+  work.batch.account = identity.account;
+  work.planned.resize(detectors_.size());
   for (std::size_t i = 0; i < detectors_.size(); ++i) {
-    planned[i].counters_begin = batch.counters.size();
-    planned[i].sets_begin = batch.sets.size();
-    detectors_[i].detector->plan(context, batch);
-    planned[i].counters_end = batch.counters.size();
-    planned[i].sets_end = batch.sets.size();
+    auto& planned = work.planned[i];
+    planned.counters_begin = work.batch.counters.size();
+    planned.sets_begin = work.batch.sets.size();
+    detectors_[i].detector->plan(context, work.batch);
+    planned.counters_end = work.batch.counters.size();
+    planned.sets_end = work.batch.sets.size();
   }
   SASLGUARD_COUNT(store_batches_total);
-  auto state = store_.execute(batch, now);
+  return std::nullopt;
+}
+
+std::optional<Action> Pipeline::evaluate(const protocol::Request& request, std::string& reply,
+                                         const Lookups* lookups, InProgress& work,
+                                         Result<store::BatchResult>& state) const {
+  const auto& identity = *work.identity;
+  auto& record = work.record;
   if (!state) {
     SASLGUARD_COUNT(store_errors_total);
-    spdlog::warn("state store failed for account={}: {} (answering {})",
-                 quoteForLog(identity->account), state.error().message,
-                 protocol::actionName(store_failure_action_));
+    // A mark this instance knows of still refuses the account while the store is unreachable.
+    const auto cached = redis_ != nullptr ? redis_->registryCache().action(identity.account)
+                                          : std::optional<std::string>();
+    const auto action = !cached              ? store_failure_action_
+                        : *cached == "DUNNO" ? Action::Dunno
+                                             : registry_action_;
+    if (log::peerWarningAllowed()) {
+      spdlog::warn("state store failed for account={}: {} (answering {}{})",
+                   quoteForLog(identity.account), state.error().message,
+                   protocol::actionName(action), cached ? ", the account's cached mark" : "");
+    }
+    if (cached) {
+      SASLGUARD_COUNT(registry_cache_answers_total);
+      record.outcome = "registry-cached";
+      record.decided_by = "registry";
+      record.verdicts.push_back({"registry", action, "marked (cached; the store failed)", false});
+      return finish(record, action,
+                    action == Action::Dunno ? std::string_view() : settings_->registry.reply_text,
+                    work.started, reply);
+    }
     record.outcome = "store-error";
-    return finish(record, store_failure_action_, defaultText(store_failure_action_), started,
-                  reply);
+    return finish(record, action, defaultText(action), work.started, reply);
   }
   if (state->mark) {
     SASLGUARD_COUNT(registry_hits_total);
@@ -238,21 +311,14 @@ Action Pipeline::decide(const protocol::Request& request, TimePoint now, std::st
     record.verdicts.push_back({"registry", action, state->mark->reason, false});
     return finish(record, action,
                   action == Action::Dunno ? std::string_view() : settings_->registry.reply_text,
-                  started, reply);
+                  work.started, reply);
   }
 
   // 4. detectors
   record.outcome = "evaluated";
-  std::optional<Verdict> winner;
-  std::optional<Verdict> marking;
-  struct Counted {
-    std::string_view detector;
-    CountedMessage message;
-    bool shadow;
-  };
-  std::vector<Counted> counted;
+  const DetectorContext context{request, identity, record.at};
   for (std::size_t i = 0; i < detectors_.size(); ++i) {
-    const auto& p = planned[i];
+    const auto& p = work.planned[i];
     const DetectorResults results{
         std::span(state->counters).subspan(p.counters_begin, p.counters_end - p.counters_begin),
         std::span(state->sets).subspan(p.sets_begin, p.sets_end - p.sets_begin)};
@@ -264,35 +330,44 @@ Action Pipeline::decide(const protocol::Request& request, TimePoint now, std::st
     }
     auto verdict = detectors_[i].detector->evaluate(detector_context, results);
     const bool shadow = detectors_[i].shadow;
-    if (verdict.counted) counted.push_back({verdict.detector, *verdict.counted, shadow});
+    if (verdict.counted) work.counted.push_back({verdict.detector, *verdict.counted, shadow});
     if (!verdict.hasOpinion()) continue;
     record.verdicts.push_back(
         {std::string(verdict.detector), verdict.action, verdict.reason, shadow});
     metrics::countVerdict(verdict.detector, verdict.action, shadow);
     if (shadow) continue;  // counted by countVerdict (shadow_verdicts_total)
     // A listing marks the account even when another detector's answer is more severe.
-    if (verdict.mark && (!marking || verdict.action > marking->action)) marking = verdict;
-    if (!winner || verdict.action > winner->action) winner = std::move(verdict);
+    if (verdict.mark && (!work.marking || verdict.action > work.marking->action)) {
+      work.marking = verdict;
+    }
+    if (!work.winner || verdict.action > work.winner->action) work.winner = std::move(verdict);
   }
 
   // 5. decide
-  if (!winner) {
+  if (!work.winner) {
     record.action = Action::Dunno;
-    for (const auto& c : counted) logCounted(request, record, c.detector, c.message, c.shadow);
-    return finish(record, Action::Dunno, {}, started, reply);
+    for (const auto& c : work.counted) {
+      logCounted(request, record, c.detector, c.message, c.shadow);
+    }
+    return finish(record, Action::Dunno, {}, work.started, reply);
   }
-  record.decided_by = std::string(winner->detector);
-  if (marking) recordMark(*identity, *marking, request, now, record);
-  record.action = winner->action;
-  for (const auto& c : counted) logCounted(request, record, c.detector, c.message, c.shadow);
-  const auto text = winner->reply_text.empty() ? defaultText(winner->action)
-                                               : std::string_view(winner->reply_text);
-  return finish(record, winner->action, text, started, reply);
+  record.decided_by = std::string(work.winner->detector);
+  if (work.marking) return std::nullopt;  // the caller records the mark, then conclude()
+  return conclude(request, reply, work);
 }
 
-void Pipeline::recordMark(const Identity& identity, const Verdict& verdict,
-                          const protocol::Request& request, TimePoint now,
-                          DecisionRecord& record) const {
+Action Pipeline::conclude(const protocol::Request& request, std::string& reply,
+                          InProgress& work) const {
+  auto& record = work.record;
+  const auto& winner = *work.winner;
+  record.action = winner.action;
+  for (const auto& c : work.counted) logCounted(request, record, c.detector, c.message, c.shadow);
+  const auto text =
+      winner.reply_text.empty() ? defaultText(winner.action) : std::string_view(winner.reply_text);
+  return finish(record, winner.action, text, work.started, reply);
+}
+
+store::Mark Pipeline::markFor(const Verdict& verdict, TimePoint now) const {
   store::Mark mark;
   mark.detector = std::string(verdict.detector);
   mark.reason = verdict.reason;
@@ -301,7 +376,12 @@ void Pipeline::recordMark(const Identity& identity, const Verdict& verdict,
   mark.first_seen = now;
   mark.last_seen = now;
   if (verdict.mark_for.count() > 0) mark.expires = now + verdict.mark_for;
-  auto outcome = store_.mark(identity.account, mark, now);
+  return mark;
+}
+
+void Pipeline::recordMark(const Identity& identity, const Verdict& verdict,
+                          const protocol::Request& request, TimePoint now, DecisionRecord& record,
+                          const Result<store::MarkOutcome>& outcome) const {
   if (!outcome) {
     SASLGUARD_COUNT(store_errors_total);
     spdlog::error("could not record the compromise mark for account={} client={}: {}",

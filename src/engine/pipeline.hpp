@@ -1,7 +1,8 @@
 // pipeline.hpp — the decision for one policy request, top to bottom in Pipeline::decide:
 // identity → allow lists → compromise registry + detector state (one store call) → detectors →
 // most severe verdict → mark → reply. Detectors that wait for the network (DNS) run their
-// lookups() first, awaited by the connection. A Pipeline is immutable; a reload builds a new one.
+// lookups() first, awaited by the connection; so is the store call when the store is Redis
+// (decideAsync). A Pipeline is immutable; a reload builds a new one.
 #pragma once
 
 #include <boost/asio/awaitable.hpp>
@@ -26,6 +27,9 @@ class LdapMapper;
 }  // namespace saslguard::enrich
 namespace saslguard::notify {
 class Notifier;
+}
+namespace saslguard::store {
+class RedisStore;
 }
 
 namespace saslguard::engine {
@@ -80,6 +84,14 @@ class Pipeline {
   // the results of lookups() for this request, when it needed them.
   Action decide(const protocol::Request& request, TimePoint now, std::string& reply,
                 const Lookups* lookups = nullptr) const;
+  // Whether the store answers over the network (Redis): then every request goes through
+  // decideAsync, which awaits the store instead of blocking the worker thread.
+  bool awaitsStore() const { return redis_ != nullptr; }
+  // decide() with the store call (and a new mark) awaited. `request` and `reply` must stay put
+  // until it completes.
+  boost::asio::awaitable<Action> decideAsync(const protocol::Request& request, TimePoint now,
+                                             std::string& reply,
+                                             const Lookups* lookups = nullptr) const;
 
   const config::Settings& settings() const { return *settings_; }
   const config::SettingsPtr& settingsPtr() const { return settings_; }
@@ -97,13 +109,29 @@ class Pipeline {
            AllowLists allow, std::vector<ConfiguredDetector> detectors, eventlog::EventSink* events,
            notify::Notifier* notifier);
 
+  // One decision between its steps: decide() and decideAsync() run the same steps and differ
+  // only in how they wait for the store.
+  struct InProgress;
+  // Steps 1-3 up to the store call: the identity, allow lists and the batch the detectors plan.
+  // An answer when the request is decided without the store.
+  std::optional<Action> plan(const protocol::Request& request, TimePoint now, std::string& reply,
+                             const Lookups* lookups, InProgress& work) const;
+  // Steps 3-5 after the store call, up to the mark; an answer unless a mark must be recorded
+  // first (work.marking).
+  std::optional<Action> evaluate(const protocol::Request& request, std::string& reply,
+                                 const Lookups* lookups, InProgress& work,
+                                 Result<store::BatchResult>& state) const;
+  // The rest of step 5 once the mark (if any) was recorded.
+  Action conclude(const protocol::Request& request, std::string& reply, InProgress& work) const;
+  store::Mark markFor(const Verdict& verdict, TimePoint now) const;
   std::string_view defaultText(Action action) const;
   // The account after the LDAP mapping: the mapping `lookups` brought, else a cached one.
   // nullopt answer: the mapping failed or was not available (`problem` says which reply).
   enum class Mapping { kOk, kSkip, kFailed };
   Mapping applyMapping(Identity& identity, const Lookups* lookups) const;
   void recordMark(const Identity& identity, const Verdict& verdict,
-                  const protocol::Request& request, TimePoint now, DecisionRecord& record) const;
+                  const protocol::Request& request, TimePoint now, DecisionRecord& record,
+                  const Result<store::MarkOutcome>& outcome) const;
   void logCounted(const protocol::Request& request, const DecisionRecord& record,
                   std::string_view detector, const CountedMessage& counted, bool shadow) const;
   Action finish(DecisionRecord& record, Action action, std::string_view text,
@@ -111,6 +139,7 @@ class Pipeline {
 
   config::SettingsPtr settings_;
   store::Store& store_;
+  store::RedisStore* redis_ = nullptr;  // store_ when it is the Redis store
   RecentDecisions& recent_;
   eventlog::EventSink* events_;
   notify::Notifier* notifier_;

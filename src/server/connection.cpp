@@ -1,5 +1,6 @@
 // connection.cpp — see connection.hpp. The buffer holds at most one request's limit plus one read;
-// the parser discards anything larger, so a peer cannot make it grow without bound.
+// the parser discards anything larger, so a peer cannot make it grow without bound. Requests that
+// wait (lookups, a Redis store) leave the synchronous loop and are awaited in run().
 #include "server/connection.hpp"
 
 #include <spdlog/spdlog.h>
@@ -59,9 +60,16 @@ bool Connection::answer(std::string_view input, std::size_t& consumed) {
               pipeline.needsLookups(request_, now, first_of_message)) {
             if (first_of_message) looked_up_instance_ = request_.get(protocol::Attr::instance);
             detector_lookups_ = first_of_message;
+            needs_lookups_ = true;
             consumed += outcome.consumed;
             return true;
           }
+        }
+        // A store on the network (Redis) is awaited, never waited for on this thread.
+        if (pipeline.awaitsStore()) {
+          needs_lookups_ = false;
+          consumed += outcome.consumed;
+          return true;
         }
         metrics::countReply(request_, pipeline.decide(request_, now, output_), parsed_at_);
         break;
@@ -101,11 +109,20 @@ asio::awaitable<void> Connection::run() {
         // pipeline is held: a reload during the lookup must not free it.
         const auto pipeline = worker_.pipeline;
         const auto now = Clock::now();
-        const auto lookups = co_await pipeline->lookups(
-            request_, now, worker_.enrichersFor(*pipeline), detector_lookups_);
-        if (lookups.failed) looked_up_instance_.clear();  // the next RCPT tries again
-        metrics::countReply(request_, pipeline->decide(request_, now, output_, &lookups),
-                            parsed_at_);
+        engine::Lookups lookups;
+        if (needs_lookups_) {
+          lookups = co_await pipeline->lookups(request_, now, worker_.enrichersFor(*pipeline),
+                                               detector_lookups_);
+          if (lookups.failed) looked_up_instance_.clear();  // the next RCPT tries again
+        }
+        const auto* looked_up = needs_lookups_ ? &lookups : nullptr;
+        auto action = engine::Action::Dunno;
+        if (pipeline->awaitsStore()) {
+          action = co_await pipeline->decideAsync(request_, now, output_, looked_up);
+        } else {
+          action = pipeline->decide(request_, now, output_, looked_up);
+        }
+        metrics::countReply(request_, action, parsed_at_);
       }
       if (consumed > 0) {
         std::memmove(input_.data(), input_.data() + consumed, input_size_ - consumed);

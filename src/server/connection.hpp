@@ -29,8 +29,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void close();
 
  private:
-  // Answers the complete requests at the front of `input` until one needs lookups first (true:
-  // it is in request_, already consumed) or none is left (false).
+  // Answers the complete requests at the front of `input` until one must be awaited: lookups
+  // first, or a store on the network (true: it is in request_, already consumed), or none is
+  // left (false).
   bool answer(std::string_view input, std::size_t& consumed);
 
   Socket socket_;
@@ -44,6 +45,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool waiting_for_request_ = false;
   std::string looked_up_instance_;  // the message whose first RCPT was looked up
   bool detector_lookups_ = true;    // the pending lookups include the detectors' (first RCPT)
+  bool needs_lookups_ = false;      // the pending request needs lookups() before its decision
   std::chrono::steady_clock::time_point last_activity_;
   std::chrono::steady_clock::time_point parsed_at_{};  // of request_, for the latency metric
 };

@@ -21,13 +21,13 @@
 #include "engine/detectors/reputation.hpp"
 #include "engine/enrichers.hpp"
 #include "engine/pipeline.hpp"
+#include "engine/state_store.hpp"
 #include "eventlog/sql_event_log.hpp"
 #include "metrics/metrics.hpp"
 #include "server/control.hpp"
 #include "server/policy_server.hpp"
 #include "server/privileges.hpp"
 #include "server/systemd.hpp"
-#include "store/embedded_store.hpp"
 
 namespace saslguard::server {
 namespace {
@@ -120,15 +120,10 @@ class Daemon {
       return startupFailure(dropped.error().message, kExitFailure);
     }
 
-    store::EmbeddedStoreOptions storeOptions;
-    storeOptions.dir = settings_->state.dir;
-    storeOptions.flush_interval_ms = settings_->state.flush_interval_ms;
-    storeOptions.max_accounts = settings_->state.max_accounts;
-    storeOptions.idle_expiry_s = settings_->state.idle_expiry_s;
-    storeOptions.map_size_mb = settings_->state.lmdb_map_size_mb;
-    auto opened = store::EmbeddedStore::open(storeOptions);
+    auto opened = engine::openStateStore(*settings_, engine::StoreUse::kDaemon);
     if (!opened) return startupFailure(opened.error().message, kExitFailure);
-    store_ = std::move(*opened);
+    state_ = std::move(*opened);
+    store_ = state_.store.get();
 
     recent_ = std::make_unique<engine::RecentDecisions>(
         static_cast<std::size_t>(settings_->decisions.recent));
@@ -168,8 +163,8 @@ class Daemon {
     startWatchdog();
 
     const auto status =
-        fmt::format("listening on {}; state in {}; detectors: {}; event log: {}",
-                    fmt::join(bound, ", "), settings_->state.dir, (*pipeline)->detectorSummary(),
+        fmt::format("listening on {}; {}; detectors: {}; event log: {}", fmt::join(bound, ", "),
+                    state_.describe(*settings_), (*pipeline)->detectorSummary(),
                     events_ ? events_->options().url.redacted : std::string("off"));
     spdlog::info("saslguard {} ready: {}", SASLGUARD_VERSION, status);
     systemd::ready(status);
@@ -181,7 +176,7 @@ class Daemon {
     admin_.reset();
     stopNotifiers();
     stopEventLog();
-    if (auto closed = store_->close(); !closed) {
+    if (auto closed = state_.close(); !closed) {
       spdlog::error("writing state at shutdown failed: {}", closed.error().message);
       return kExitFailure;
     }
@@ -327,7 +322,7 @@ class Daemon {
 
     auto context = std::make_shared<admin::ApiContext>();
     context->context = &main_context_;
-    context->store = store_.get();
+    context->store = store_;
     context->recent = recent_.get();
     context->pipeline = [this] { return pipeline_; };
     context->reload = [this] { return reload(); };
@@ -371,7 +366,8 @@ class Daemon {
   asio::io_context main_context_{1};
   asio::signal_set signals_{main_context_, SIGTERM, SIGINT, SIGHUP};
   asio::steady_timer watchdog_{main_context_};
-  std::unique_ptr<store::EmbeddedStore> store_;
+  engine::StateStore state_;       // embedded or Redis (state.backend)
+  store::Store* store_ = nullptr;  // state_.store
   std::unique_ptr<engine::RecentDecisions> recent_;
   std::unique_ptr<eventlog::SqlEventLog> events_;  // outlives every pipeline that points to it
   std::unique_ptr<notify::Notifier> notifier_;     // as do these
