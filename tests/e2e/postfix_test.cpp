@@ -385,6 +385,14 @@ TEST_F(PostfixE2e, HeldReleaseAndPurgeThroughTheAdminApi) {
   EXPECT_EQ(json::parse(dry.body).at("purged"), 0);
   EXPECT_EQ(postfix_->queueIds("hold").size(), 3u);
   EXPECT_EQ(httpJson(port, "POST", "/api/v1/accounts/bob@e2e.test/held/purge", "[]").status, 400);
+  EXPECT_EQ(
+      httpJson(port, "POST", "/api/v1/accounts/bob@e2e.test/held/purge", R"({"dry_run": "yes"})")
+          .status,
+      400);
+  auto nothing = httpGet(port, "/api/v1/accounts/carol@e2e.test/held");
+  ASSERT_EQ(nothing.status, 200) << nothing.body;
+  EXPECT_TRUE(json::parse(nothing.body).at("messages").as_array().empty());
+  EXPECT_EQ(postfix_->queueIds("hold").size(), 3u);
 
   auto purged = httpJson(port, "POST", "/api/v1/accounts/bob@e2e.test/held/purge", "");
   ASSERT_EQ(purged.status, 200) << purged.body;
