@@ -20,6 +20,7 @@
 #include <random>
 #include <sstream>
 #include <stdexcept>
+#include <thread>
 
 namespace saslguard::testing {
 namespace {
@@ -175,7 +176,8 @@ std::uint32_t ipv4(const std::string& dotted) {
   return ntohl(address.s_addr);
 }
 
-Rbldnsd::Rbldnsd(std::vector<RbldnsdZone> zones, bool also_ipv6) : also_ipv6_(also_ipv6) {
+Rbldnsd::Rbldnsd(std::vector<RbldnsdZone> zones, bool also_ipv6)
+    : zones_(zones), also_ipv6_(also_ipv6) {
   // mkdtemp makes the directory 0700; rbldns must read it.
   fs::permissions(dir_.path(), fs::perms(0755));
   requireTraversableParents(dir_.path());
@@ -190,8 +192,17 @@ Rbldnsd::~Rbldnsd() {
   stop();
 }
 
-bool Rbldnsd::start(const std::vector<RbldnsdZone>& zones) {
-  port_ = freeUdpPort();
+void Rbldnsd::restart() {
+  stop();
+  for (int attempt = 0; attempt < kStartAttempts; ++attempt) {
+    if (start(zones_, port_)) return;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));  // the port is still closing
+  }
+  throw std::runtime_error("rbldnsd did not start again; its log:\n" + log());
+}
+
+bool Rbldnsd::start(const std::vector<RbldnsdZone>& zones, unsigned short port) {
+  port_ = port != 0 ? port : freeUdpPort();
   const auto directory = dir_.path().string();
   std::vector<std::string> args{kBinary, "-n", "-c", "0"};  // foreground; reload on SIGHUP only
   if (::geteuid() == 0) args.insert(args.end(), {"-u", "rbldns"});  // it refuses to stay root

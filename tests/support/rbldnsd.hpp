@@ -60,11 +60,17 @@ class Rbldnsd {
   bool waitForAnswer(const std::string& name, std::optional<std::uint32_t> address,
                      std::chrono::milliseconds timeout = std::chrono::seconds(5)) const;
 
+  // Fault injection: stops the server by its PID (SIGTERM, or reaps it after the caller's
+  // SIGKILL), then starts it again on the same port; returns once it answers. Throws when it
+  // cannot.
+  void restart();
+
  private:
-  bool start(const std::vector<RbldnsdZone>& zones);
+  bool start(const std::vector<RbldnsdZone>& zones, unsigned short port = 0);
   void stop();
 
   TempDir dir_;
+  std::vector<RbldnsdZone> zones_;
   bool also_ipv6_ = false;
   pid_t pid_ = -1;
   unsigned short port_ = 0;

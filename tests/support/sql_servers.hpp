@@ -30,6 +30,7 @@ class SqlServer {
   void stop();  // SIGTERM, then wait (SIGKILL after 20 s)
   void kill();  // SIGKILL, as a crash
   bool running() const { return pid_ > 0; }
+  pid_t pid() const { return pid_; }  // for SIGSTOP / SIGCONT; stop() and kill() reap it
   unsigned short port() const { return port_; }
   const std::string& error() const { return error_; }
   // eventlog.url for the test user, with its password (for the library), and without it plus
