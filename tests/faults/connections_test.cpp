@@ -48,7 +48,7 @@ TEST(Connections, TenThousandHeldOpenAreAllAnsweredAndANewcomerStillQuickly) {
   // The daemon starts with a soft limit of 1024 (as under many init systems) and must raise it
   // itself; this process needs 10,000 descriptors of its own.
   const auto limit = raiseOpenFileLimit();
-  if (limit < 2 * kConnections + 1000) {
+  if (limit < kConnections + 1000) {
     GTEST_SKIP() << "RLIMIT_NOFILE hard limit " << limit << " is below what the test needs";
   }
   TempDir dir;
