@@ -1,6 +1,7 @@
 // accounts.cpp — `saslguard accounts list|show|block|clear`: the compromise registry with its
 // evidence, through the running daemon's control socket; when none answers, on the store directly
-// (the state directory, which no daemon may hold then; or Redis, shared, so every instance sees it).
+// (the state directory, which no daemon may hold then; or Redis, shared, so every instance sees
+// it).
 #include <pwd.h>
 #include <unistd.h>
 
@@ -14,8 +15,8 @@
 #include "cli/commands.hpp"
 #include "config/loader.hpp"
 #include "engine/identity.hpp"
-#include "server/control.hpp"
 #include "engine/state_store.hpp"
+#include "server/control.hpp"
 
 namespace saslguard::cli {
 namespace {
