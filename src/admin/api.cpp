@@ -17,6 +17,7 @@
 #include "config/loader.hpp"
 #include "config/options.hpp"
 #include "engine/detectors/geo.hpp"
+#include "engine/hold_queue_settings.hpp"
 #include "metrics/metrics.hpp"
 #include "notify/hold_queue.hpp"
 #include "store/store_json.hpp"
@@ -80,20 +81,6 @@ json::array decisionsJson(engine::RecentDecisions& recent, const std::string& ac
     if (!ec) out.push_back(std::move(parsed));
   }
   return out;
-}
-
-// The hold queue of the Postfix in [postfix], accounts matched as identities are normalised.
-notify::HoldQueue holdQueueFor(const config::Settings& settings) {
-  notify::PostfixCommandOptions postfix;
-  postfix.config_directory = settings.postfix.config_directory;
-  postfix.command_directory = settings.postfix.command_directory;
-  postfix.timeout = std::chrono::milliseconds(settings.postfix.command_timeout_ms);
-  postfix.max_messages = static_cast<std::size_t>(settings.postfix.max_messages);
-  auto resolver = std::make_shared<engine::IdentityResolver>(settings.identity);
-  notify::AccountMatcher matcher;
-  matcher.use_sender = settings.identity.source == "sender";
-  matcher.normalise = [resolver](std::string_view raw) { return resolver->normalise(raw); };
-  return notify::HoldQueue(std::move(postfix), std::move(matcher));
 }
 
 class NativeApi {
@@ -324,7 +311,7 @@ class NativeApi {
     auto pipeline = context_->pipeline();
     auto account = co_await accountFor(*pipeline, request.path_parameter);
     if (!account) co_return Response::error(502, account.error().message);
-    auto queue = holdQueueFor(pipeline->settings());
+    auto queue = engine::holdQueueFor(pipeline->settings());
     const std::string name = *account;
     auto work = [queue, name] { return queue.held(name); };
     auto listed = co_await onHoldQueueThread(std::move(work));
@@ -343,7 +330,7 @@ class NativeApi {
     auto pipeline = context_->pipeline();
     auto account = co_await accountFor(*pipeline, request.path_parameter);
     if (!account) co_return Response::error(502, account.error().message);
-    auto queue = holdQueueFor(pipeline->settings());
+    auto queue = engine::holdQueueFor(pipeline->settings());
     const std::string name = *account;
     const auto caller = callerName(request);
     auto work = [queue, name, release, dry_run, caller] {

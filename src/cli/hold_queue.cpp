@@ -12,6 +12,7 @@
 #include "cli/commands.hpp"
 #include "common/log.hpp"
 #include "config/loader.hpp"
+#include "engine/hold_queue_settings.hpp"
 #include "engine/identity.hpp"
 #include "notify/hold_queue.hpp"
 
@@ -30,19 +31,6 @@ struct HoldQueueOptions {
 std::string invoker() {
   const auto* pw = ::getpwuid(::getuid());
   return "cli:" + (pw != nullptr ? std::string(pw->pw_name) : "uid" + std::to_string(::getuid()));
-}
-
-notify::HoldQueue holdQueueFor(const config::Settings& settings) {
-  notify::PostfixCommandOptions postfix;
-  postfix.config_directory = settings.postfix.config_directory;
-  postfix.command_directory = settings.postfix.command_directory;
-  postfix.timeout = std::chrono::milliseconds(settings.postfix.command_timeout_ms);
-  postfix.max_messages = static_cast<std::size_t>(settings.postfix.max_messages);
-  auto resolver = std::make_shared<engine::IdentityResolver>(settings.identity);
-  notify::AccountMatcher matcher;
-  matcher.use_sender = settings.identity.source == "sender";
-  matcher.normalise = [resolver](std::string_view raw) { return resolver->normalise(raw); };
-  return notify::HoldQueue(std::move(postfix), std::move(matcher));
 }
 
 void printHeld(const std::vector<notify::QueuedMessage>& messages) {
@@ -70,7 +58,7 @@ int run(const std::string& verb, HoldQueueOptions& options) {
     std::cerr << "saslguard: " << logging.error().message << "\n";
     return 1;
   }
-  const auto queue = holdQueueFor(*settings);
+  const auto queue = engine::holdQueueFor(*settings);
   if (verb == "held") {
     auto held = queue.held(options.account);
     if (!held) {

@@ -6,7 +6,6 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -18,6 +17,7 @@
 #include <ctime>
 
 #include "common/strings.hpp"
+#include "notify/spawn.hpp"
 
 namespace saslguard::notify {
 namespace {
@@ -136,41 +136,15 @@ Result<CommandOutput> runCommand(const std::vector<std::string>& argv,
   }
   int pipe_fds[2];
   if (::pipe2(pipe_fds, O_CLOEXEC) != 0) return fail(std::string("pipe: ") + std::strerror(errno));
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_adddup2(&actions, pipe_fds[1], 1);
-  posix_spawn_file_actions_adddup2(&actions, pipe_fds[1], 2);
-  posix_spawn_file_actions_addclosefrom_np(&actions, 3);
-  posix_spawnattr_t attributes;
-  posix_spawnattr_init(&attributes);
-  posix_spawnattr_setflags(&attributes,
-                           POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-  posix_spawnattr_setpgroup(&attributes, 0);
-  sigset_t signals;
-  sigemptyset(&signals);
-  posix_spawnattr_setsigmask(&attributes, &signals);
-  sigfillset(&signals);
-  posix_spawnattr_setsigdefault(&attributes, &signals);
-
-  std::vector<std::string> arguments = argv;
-  std::vector<char*> argument_pointers;
-  for (auto& argument : arguments) argument_pointers.push_back(argument.data());
-  argument_pointers.push_back(nullptr);
-  std::string path = "PATH=/usr/sbin:/usr/bin:/sbin:/bin";
-  std::string locale = "LC_ALL=C";
-  std::vector<char*> environment{path.data(), locale.data(), nullptr};
-
-  pid_t pid = -1;
-  const int spawn_error = ::posix_spawn(&pid, argument_pointers[0], &actions, &attributes,
-                                        argument_pointers.data(), environment.data());
-  posix_spawn_file_actions_destroy(&actions);
-  posix_spawnattr_destroy(&attributes);
+  // A fixed environment: Postfix's commands need no more, and the daemon's stays out.
+  auto spawned = spawnInOwnGroup(argv, {"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C"},
+                                 pipe_fds[1], pipe_fds[1]);
   ::close(pipe_fds[1]);
-  if (spawn_error != 0) {
+  if (!spawned) {
     ::close(pipe_fds[0]);
-    return fail(argv.front() + ": " + std::strerror(spawn_error));
+    return tl::unexpected(spawned.error());
   }
+  const pid_t pid = *spawned;
 
   CommandOutput result;
   const auto deadline = Clock::now() + timeout;

@@ -6,7 +6,6 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/eventfd.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -21,6 +20,7 @@
 #include "common/log.hpp"
 #include "common/strings.hpp"
 #include "metrics/metrics.hpp"
+#include "notify/spawn.hpp"
 
 namespace saslguard::notify {
 namespace {
@@ -62,46 +62,17 @@ Result<Child> spawnChild(const HookOptions& options, const Notice& notice) {
   int pipe_fds[2];
   if (::pipe2(pipe_fds, O_CLOEXEC) != 0) return fail(std::string("pipe: ") + std::strerror(errno));
 
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
-  posix_spawn_file_actions_adddup2(&actions, pipe_fds[1], 2);
-  // Sockets and files opened elsewhere in the daemon without O_CLOEXEC stay out of the hook.
-  posix_spawn_file_actions_addclosefrom_np(&actions, 3);
-
-  posix_spawnattr_t attributes;
-  posix_spawnattr_init(&attributes);
-  // Its own process group, so a timeout kills the script and whatever it started. The signal
-  // mask and ignored signals are reset because server threads block and ignore some.
-  posix_spawnattr_setflags(&attributes,
-                           POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-  posix_spawnattr_setpgroup(&attributes, 0);
-  sigset_t signals;
-  sigemptyset(&signals);
-  posix_spawnattr_setsigmask(&attributes, &signals);
-  sigfillset(&signals);
-  posix_spawnattr_setsigdefault(&attributes, &signals);
-
-  std::vector<std::string> arguments = options.command;
-  std::vector<char*> argv;
-  for (auto& argument : arguments) argv.push_back(argument.data());
-  argv.push_back(nullptr);
-  std::vector<std::string> environment = hookEnvironment(notice, options.path);
-  std::vector<char*> envp;
-  for (auto& entry : environment) envp.push_back(entry.data());
-  envp.push_back(nullptr);
-
-  Child child;
-  const int spawn_error =
-      ::posix_spawn(&child.pid, argv[0], &actions, &attributes, argv.data(), envp.data());
-  posix_spawn_file_actions_destroy(&actions);
-  posix_spawnattr_destroy(&attributes);
+  // stdout to /dev/null; stderr read for the log. Its own process group, so a timeout kills the
+  // script and whatever it started.
+  auto spawned =
+      spawnInOwnGroup(options.command, hookEnvironment(notice, options.path), -1, pipe_fds[1]);
   ::close(pipe_fds[1]);
-  if (spawn_error != 0) {
+  if (!spawned) {
     ::close(pipe_fds[0]);
-    return fail(options.command[0] + ": " + std::strerror(spawn_error));
+    return tl::unexpected(spawned.error());
   }
+  Child child;
+  child.pid = *spawned;
   child.stderr_fd = pipe_fds[0];
   ::fcntl(child.stderr_fd, F_SETFL, ::fcntl(child.stderr_fd, F_GETFL) | O_NONBLOCK);
   // The child is not reaped before we wait for it, so its PID cannot have been reused here.

@@ -493,25 +493,7 @@ asio::awaitable<Result<void>> RedisClient::Impl::subscribeToSwitches(const Redis
   RedisPipeline subscribe;
   addAuth(subscribe, options_.sentinel_username, options_.sentinel_password);
   subscribe.add({"SUBSCRIBE", "+switch-master"});
-  const auto bytes = subscribe.bytes();
-  co_await asio::async_write(watch_socket_, asio::buffer(bytes),
-                             asio::redirect_error(asio::use_awaitable, error));
-  if (error) co_return fail(error.message());
-  std::array<char, 4096> buffer;
-  for (std::size_t confirmed = 0; confirmed < subscribe.size();) {
-    auto next = reader.next();
-    if (!next) co_return fail(next.error().message);
-    if (*next) {
-      if ((*next)->isError()) co_return fail((*next)->describe());
-      ++confirmed;
-      continue;
-    }
-    const auto received = co_await watch_socket_.async_read_some(
-        asio::buffer(buffer), asio::redirect_error(asio::use_awaitable, error));
-    if (error) co_return fail(error.message());
-    if (auto fed = reader.feed(buffer.data(), received); !fed) co_return fail(fed.error().message);
-  }
-  co_return Result<void>{};
+  co_return co_await sendAndConfirm(watch_socket_, reader, subscribe);
 }
 
 asio::awaitable<void> RedisClient::Impl::watchSwitches() {

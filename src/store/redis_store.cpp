@@ -851,25 +851,7 @@ asio::awaitable<Result<void>> RedisStore::subscribeRegistry(RedisReplyReader& re
   // A peer that vanishes without a reset is noticed by keepalive, not left subscribed for ever.
   channel_socket_.set_option(asio::socket_base::keep_alive(true), error);
   const auto subscribe = registrySubscription(options_);
-  const auto bytes = subscribe.bytes();
-  co_await asio::async_write(channel_socket_, asio::buffer(bytes),
-                             asio::redirect_error(asio::use_awaitable, error));
-  if (error) co_return fail(error.message());
-  std::array<char, 4096> buffer;
-  for (std::size_t confirmed = 0; confirmed < subscribe.size();) {
-    auto next = reader.next();
-    if (!next) co_return fail(next.error().message);
-    if (*next) {
-      if ((*next)->isError()) co_return fail("Redis refused: " + (*next)->describe());
-      ++confirmed;
-      continue;
-    }
-    const auto received = co_await channel_socket_.async_read_some(
-        asio::buffer(buffer), asio::redirect_error(asio::use_awaitable, error));
-    if (error) co_return fail(error.message());
-    if (auto fed = reader.feed(buffer.data(), received); !fed) co_return fail(fed.error().message);
-  }
-  co_return Result<void>{};
+  co_return co_await sendAndConfirm(channel_socket_, reader, subscribe);
 }
 
 // Messages may have been missed while the channel was down: keep only the cached accounts that

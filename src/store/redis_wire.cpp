@@ -210,6 +210,30 @@ asio::awaitable<Result<tcp::endpoint>> resolveRedisEndpoint(asio::any_io_executo
   co_return results.begin()->endpoint();
 }
 
+asio::awaitable<Result<void>> sendAndConfirm(tcp::socket& socket, RedisReplyReader& reader,
+                                             const RedisPipeline& commands) {
+  boost::system::error_code error;
+  const auto bytes = commands.bytes();
+  co_await asio::async_write(socket, asio::buffer(bytes),
+                             asio::redirect_error(asio::use_awaitable, error));
+  if (error) co_return fail(error.message());
+  std::array<char, 4096> buffer;
+  for (std::size_t confirmed = 0; confirmed < commands.size();) {
+    auto next = reader.next();
+    if (!next) co_return fail(next.error().message);
+    if (*next) {
+      if ((*next)->isError()) co_return fail("Redis refused: " + (*next)->describe());
+      ++confirmed;
+      continue;
+    }
+    const auto received = co_await socket.async_read_some(
+        asio::buffer(buffer), asio::redirect_error(asio::use_awaitable, error));
+    if (error) co_return fail(error.message());
+    if (auto fed = reader.feed(buffer.data(), received); !fed) co_return fail(fed.error().message);
+  }
+  co_return Result<void>{};
+}
+
 asio::awaitable<Result<std::vector<RedisReply>>> exchangeOnce(asio::any_io_executor executor,
                                                               const RedisEndpoint& endpoint,
                                                               const RedisPipeline& commands,

@@ -48,6 +48,13 @@ boost::asio::awaitable<Result<std::vector<RedisReply>>> exchangeOnce(
     boost::asio::any_io_executor executor, const RedisEndpoint& endpoint,
     const RedisPipeline& commands, SteadyClock::time_point deadline);
 
+// Sends `commands` on a connected socket and reads one reply per command through `reader`; fails
+// on an I/O error or an error reply. For SUBSCRIBE handshakes: the messages that follow the
+// confirmations stay buffered in `reader`.
+boost::asio::awaitable<Result<void>> sendAndConfirm(boost::asio::ip::tcp::socket& socket,
+                                                    RedisReplyReader& reader,
+                                                    const RedisPipeline& commands);
+
 // AUTH for `username`/`password` (nothing when the password is empty) into `commands`.
 void addAuth(RedisPipeline& commands, const std::string& username, const std::string& password);
 

@@ -24,5 +24,7 @@ void stopChild(pid_t& pid, std::chrono::milliseconds grace);
 // A loopback port nobody uses right now (bound to port 0, read back, closed again): the caller
 // retries if another process takes it first. `type` SOCK_STREAM (TCP) or SOCK_DGRAM (UDP).
 unsigned short freeLoopbackPort(int type = SOCK_STREAM);
+// A TCP connect to 127.0.0.1:port succeeds (a server is listening there).
+bool loopbackAccepts(unsigned short port);
 
 }  // namespace saslguard::testing

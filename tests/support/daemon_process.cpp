@@ -1,5 +1,6 @@
 // daemon_process.cpp — see daemon_process.hpp.
 #include "support/daemon_process.hpp"
+#include "support/temp_dir.hpp"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -47,16 +48,12 @@ int decodeStatus(int status) {
   return -1;
 }
 
-std::string readAll(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-// The port of the first "a.b.c.d:port" in the ready line's "listening on ...; " list.
+// The port of the first "a.b.c.d:port" in the ready line's "listening on ...; " list. Other
+// lines say "listening on" too (the admin API's), so the search starts at the ready line.
 unsigned short firstIpv4Port(const std::string& log) {
-  const auto start = log.find("listening on ");
+  const auto ready = log.find(" ready: ");
+  if (ready == std::string::npos) return 0;
+  const auto start = log.find("listening on ", ready);
   if (start == std::string::npos) return 0;
   const auto end = log.find(';', start);
   std::istringstream list(log.substr(start + 13, end - start - 13));
@@ -96,7 +93,7 @@ RunResult runSaslguard(const std::vector<std::string>& arguments,
   const pid_t pid = spawn(args, pattern, extra_environment);
   int status = 0;
   ::waitpid(pid, &status, 0);
-  RunResult result{decodeStatus(status), readAll(pattern)};
+  RunResult result{decodeStatus(status), readWholeFile(pattern)};
   ::unlink(pattern);
   return result;
 }
@@ -123,7 +120,7 @@ DaemonProcess::~DaemonProcess() {
 }
 
 std::string DaemonProcess::log() const {
-  return readAll(log_path_);
+  return readWholeFile(log_path_);
 }
 
 bool DaemonProcess::waitForLog(const std::string& text, std::chrono::milliseconds timeout) const {

@@ -58,11 +58,6 @@ $tree->write_tree($fh);
 close $fh or die "cannot write $out: $!\n";
 )perl";
 
-std::string readAll(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-
 void writeFile(const fs::path& path, std::string_view content) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
   out.write(content.data(), static_cast<std::streamsize>(content.size()));
@@ -137,7 +132,7 @@ void writeMmdbRecords(const fs::path& out, const std::vector<MmdbRecord>& record
   }
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
     throw std::runtime_error("writing " + out.string() +
-                             " with MaxMind::DB::Writer failed: " + readAll(errors));
+                             " with MaxMind::DB::Writer failed: " + readWholeFile(errors));
   }
 }
 

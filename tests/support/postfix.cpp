@@ -22,6 +22,7 @@
 #include <thread>
 
 #include "support/child_process.hpp"
+#include "support/temp_dir.hpp"
 
 extern char** environ;
 
@@ -37,26 +38,8 @@ constexpr const char* kPostsuper = "/usr/sbin/postsuper";
 constexpr const char* kDovecot = "/usr/sbin/dovecot";
 constexpr const char* kSwaks = "/usr/bin/swaks";
 
-std::string readAll(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
 bool processAlive(pid_t pid) {
   return pid > 0 && ::kill(pid, 0) == 0;
-}
-
-bool accepts(unsigned short port) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_port = htons(port);
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  const bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0;
-  ::close(fd);
-  return ok;
 }
 
 void chown(const fs::path& path, const char* user) {
@@ -100,7 +83,7 @@ ProgramResult runCaptured(const std::vector<std::string>& argv, std::chrono::mil
     }
     result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   }
-  result.output = readAll(pattern);
+  result.output = readWholeFile(pattern);
   ::unlink(pattern);
   return result;
 }
@@ -149,8 +132,8 @@ PostfixInstance::PostfixInstance(unsigned short policy_port, std::vector<Postfix
   while (!fs::exists(auth_socket)) {
     if (std::chrono::steady_clock::now() >= deadline || !processAlive(dovecot_pid_)) {
       stop();
-      throw std::runtime_error(
-          "dovecot did not start: " + readAll(dir_ / "dovecot" / "stdout.log") + dovecotLog());
+      throw std::runtime_error("dovecot did not start: " +
+                               readWholeFile(dir_ / "dovecot" / "stdout.log") + dovecotLog());
     }
     std::this_thread::sleep_for(10ms);
   }
@@ -162,8 +145,8 @@ PostfixInstance::PostfixInstance(unsigned short policy_port, std::vector<Postfix
   const auto pid_file = dir_ / "queue" / "pid" / "master.pid";
   while (std::chrono::steady_clock::now() < deadline) {
     std::ifstream in(pid_file);
-    if (in >> master_pid_ && master_pid_ > 0 && accepts(submission_port_) &&
-        accepts(xclient_port_)) {
+    if (in >> master_pid_ && master_pid_ > 0 && loopbackAccepts(submission_port_) &&
+        loopbackAccepts(xclient_port_)) {
       return;
     }
     std::this_thread::sleep_for(20ms);
@@ -389,11 +372,11 @@ bool PostfixInstance::waitForDelivered(const std::string& marker, std::size_t co
 }
 
 std::string PostfixInstance::maillog() const {
-  return readAll(dir_ / "log" / "maillog");
+  return readWholeFile(dir_ / "log" / "maillog");
 }
 
 std::string PostfixInstance::dovecotLog() const {
-  return readAll(dir_ / "dovecot" / "dovecot.log");
+  return readWholeFile(dir_ / "dovecot" / "dovecot.log");
 }
 
 std::string PostfixInstance::logs() const {

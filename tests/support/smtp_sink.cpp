@@ -2,8 +2,6 @@
 // root, so the dump directory is made writable for that user.
 #include "support/smtp_sink.hpp"
 
-#include "support/child_process.hpp"
-
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -19,28 +17,11 @@
 #include <stdexcept>
 #include <thread>
 
+#include "support/child_process.hpp"
+#include "support/temp_dir.hpp"
+
 namespace saslguard::testing {
-namespace {
-
-bool accepts(unsigned short port) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_port = htons(port);
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  const bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0;
-  ::close(fd);
-  return ok;
-}
-
-std::string readAll(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-}  // namespace
+namespace {}  // namespace
 
 bool SmtpSink::available() {
   return ::access(kProgram, X_OK) == 0;
@@ -67,7 +48,7 @@ SmtpSink::SmtpSink(unsigned short port, std::vector<std::string> extra_arguments
   pid_ = spawnLogged(std::move(arguments), directory_ / "smtp-sink.log");
   if (pid_ < 0) return;
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (!accepts(port_)) {
+  while (!loopbackAccepts(port_)) {
     int status = 0;
     if (::waitpid(pid_, &status, WNOHANG) == pid_) {  // it died (port taken?): already reaped
       pid_ = -1;
@@ -86,7 +67,7 @@ SmtpSink::~SmtpSink() {
 }
 
 std::string SmtpSink::log() const {
-  return readAll(directory_ / "smtp-sink.log");
+  return readWholeFile(directory_ / "smtp-sink.log");
 }
 
 std::vector<std::string> SmtpSink::messages() const {
@@ -98,7 +79,7 @@ std::vector<std::string> SmtpSink::messages() const {
   }
   std::sort(files.begin(), files.end());
   std::vector<std::string> out;
-  for (const auto& [time, path] : files) out.push_back(readAll(path));
+  for (const auto& [time, path] : files) out.push_back(readWholeFile(path));
   return out;
 }
 

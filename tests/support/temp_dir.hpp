@@ -19,4 +19,7 @@ class TempDir {
   std::filesystem::path path_;
 };
 
+// The whole file as bytes; "" when it cannot be read (a log not written yet).
+std::string readWholeFile(const std::filesystem::path& path);
+
 }  // namespace saslguard::testing
