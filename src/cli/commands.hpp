@@ -20,6 +20,7 @@ Command addQuery(CLI::App& app);
 Command addStats(CLI::App& app);
 Command addReport(CLI::App& app);
 Command addImportConfig(CLI::App& app);
+Command addMigrate(CLI::App& app);
 
 // `accounts held|release|purge` (hold_queue.cpp): the returned action runs the verb that was
 // chosen and returns its exit code, or nullopt when another `accounts` verb was chosen.

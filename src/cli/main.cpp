@@ -1,5 +1,5 @@
-// main.cpp — the saslguard binary: `saslguard serve`, `check-config`, `accounts`, `query`, ...
-// Every subcommand lives in its own file in src/cli/.
+// main.cpp — the saslguard binary: `saslguard serve`, `check-config`, `accounts`, `query`,
+// `migrate`, ... Every subcommand lives in its own file in src/cli/.
 #include <iostream>
 #include <vector>
 
@@ -25,6 +25,7 @@ int main(int argc, char** argv) {
   add(saslguard::cli::addStats(app));
   add(saslguard::cli::addReport(app));
   add(saslguard::cli::addImportConfig(app));
+  add(saslguard::cli::addMigrate(app));
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
