@@ -8,6 +8,7 @@
 #include <arpa/inet.h>
 #include <arpa/nameser.h>
 #include <spdlog/spdlog.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 #include <array>
@@ -16,6 +17,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <charconv>
+#include <cstring>
 #include <unordered_map>
 #include <utility>
 
@@ -68,6 +70,25 @@ bool isServerEntry(const std::string& entry) {
     return false;
   }
   return isIpAddress(entry.substr(0, colon), AF_INET);
+}
+
+// c-ares's socket-creation callback, called once its UDP/TCP socket is connected to a server.
+// A server on this host whose port lies in the ephemeral range, while it is down, can be
+// "connected" to by a socket that the kernel gave that very port: the socket then talks to
+// itself, reads its own queries back as empty answers ("not listed") and holds the port, so the
+// server cannot bind it again when it restarts. Such a socket is refused; c-ares closes it and
+// counts the try as failed.
+int refuseSelfConnected(ares_socket_t socket, int /*type*/, void* /*data*/) {
+  sockaddr_storage local{};
+  sockaddr_storage peer{};
+  socklen_t local_length = sizeof local;
+  socklen_t peer_length = sizeof peer;
+  if (::getsockname(socket, reinterpret_cast<sockaddr*>(&local), &local_length) != 0 ||
+      ::getpeername(socket, reinterpret_cast<sockaddr*>(&peer), &peer_length) != 0) {
+    return 0;  // not connected yet (a TCP connect in progress): nothing to compare
+  }
+  const bool same = local_length == peer_length && std::memcmp(&local, &peer, local_length) == 0;
+  return same ? -1 : 0;
 }
 
 // Steps over a possibly compressed name at `offset`; nullopt when it runs off the message.
@@ -200,6 +221,13 @@ class AresChannel final : public std::enable_shared_from_this<AresChannel> {
            std::to_string(options_.timeout.count()) + " ms";
   }
 
+  std::string unresponsiveText() const {
+    const auto since = std::chrono::duration_cast<std::chrono::milliseconds>(SteadyClock::now() -
+                                                                             *unresponsive_since_);
+    return "DNS servers unresponsive (no answer for " + std::to_string(since.count()) +
+           " ms): failed without waiting";
+  }
+
   asio::io_context& context_;
   DnsOptions options_;
   std::shared_ptr<DnsCache> cache_;
@@ -214,6 +242,9 @@ class AresChannel final : public std::enable_shared_from_this<AresChannel> {
   // (the query's argument), since a flight past its deadline leaves this map before c-ares is
   // done with it.
   std::unordered_map<std::string, std::shared_ptr<Flight>> flights_;
+  // Set when a lookup ran out of time (every try unanswered), cleared by the next reply. While
+  // set, lookups that miss the cache send their query but answer a timeout at once.
+  std::optional<SteadyClock::time_point> unresponsive_since_;
   WarningThrottle timeout_warnings_;
   WarningThrottle failure_warnings_;
 };
@@ -248,6 +279,7 @@ Result<void> AresChannel::open() {
     channel_ = nullptr;
     return fail(std::string("cannot set up the DNS resolver: ") + ares_strerror(status));
   }
+  ares_set_socket_callback(channel_, &refuseSelfConnected, nullptr);
   if (!options_.servers.empty()) {
     std::string csv;
     for (const auto& entry : options_.servers) {
@@ -294,6 +326,16 @@ asio::awaitable<DnsAnswer> AresChannel::resolve(std::shared_ptr<AresChannel> sel
     // A socket kept open from earlier queries is not watched while idle.
     self->armReadWaits();
     self->scheduleTimeouts();
+  }
+  // The servers let the last query time out and have not answered since: waiting the whole
+  // budget again would only add to the caller's wait (the reputation detector asks one zone after
+  // another, so two waits made one request take twice the budget). The query is still sent, or
+  // joined, and its reply ends this state and fills the cache for the next lookup.
+  if (self->unresponsive_since_ && !flight->done) {
+    SASLGUARD_COUNT(dns_failures_total);
+    auto answer = failedAnswer(DnsStatus::kTimeout, self->unresponsiveText());
+    self->warn(self->failure_warnings_, flight->name, answer.error);
+    co_return answer;
   }
   while (!flight->done) {
     boost::system::error_code woken;  // operation_aborted: the query finished
@@ -435,6 +477,11 @@ void AresChannel::finish(Flight& flight, int status, const unsigned char* reply,
   if (answer.status == DnsStatus::kFound || answer.status == DnsStatus::kNotFound) {
     cache_->store(flight.name, answer, ttl, SteadyClock::now());
   }
+  if (answer.status == DnsStatus::kTimeout) {
+    if (!unresponsive_since_) unresponsive_since_ = SteadyClock::now();
+  } else if (answer.error != kShuttingDown) {
+    unresponsive_since_.reset();  // a reply, or a fast failure: lookups wait for answers again
+  }
   if (flight.done) return;  // already answered as a timeout at its deadline
   if (answer.status == DnsStatus::kTimeout) {
     SASLGUARD_COUNT(dns_timeouts_total);
@@ -449,6 +496,7 @@ void AresChannel::finish(Flight& flight, int status, const unsigned char* reply,
 void AresChannel::expire(const std::shared_ptr<Flight>& flight) {
   // c-ares 1.18 doubles the wait on every retry; the caller was promised timeout x tries.
   SASLGUARD_COUNT(dns_timeouts_total);
+  if (!unresponsive_since_) unresponsive_since_ = SteadyClock::now();
   auto answer = failedAnswer(DnsStatus::kTimeout, timeoutText());
   warn(timeout_warnings_, flight->name, answer.error);
   complete(*flight, std::move(answer));

@@ -61,7 +61,9 @@ class DnsResolver {
   // beyond the copy of the answer).
   virtual std::optional<DnsAnswer> cached(std::string_view name) = 0;
   // Looks `name` up (type A): from the cache when fresh, else joins a query already in flight
-  // for it, else sends one. Always completes, within timeout * tries plus a little.
+  // for it, else sends one. Always completes, within timeout * tries plus a little; at once
+  // (kTimeout) while the servers are unresponsive: a lookup ran out of time and no reply came
+  // since. The query is sent then too, and its reply ends that state.
   // `name` is absolute ("2.0.0.127.key.authbl.test"; no search domains), any case, with or
   // without the trailing dot. Call it only on this resolver's io_context thread.
   virtual boost::asio::awaitable<DnsAnswer> resolve(std::string name) = 0;

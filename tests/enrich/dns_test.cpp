@@ -13,6 +13,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <chrono>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <thread>
 
@@ -546,6 +547,99 @@ TEST(DnsResolver, TimesOutAgainstAServerThatNeverAnswers) {
   EXPECT_LT(elapsed, seconds(3));
   EXPECT_EQ(counters.timedOut(), 1u);
   EXPECT_FALSE(resolver->cached("2.0.0.127.testkey.authbl.test")) << "timeouts are not cached";
+}
+
+// The reputation detector asks the client-address zone, then the recipient zone, one after the
+// other on one resolver. With the server frozen, the second lookup used to wait its whole
+// budget too: the request took 2 x timeout x tries.
+TEST(DnsResolver, AfterATimeoutTheNextLookupFailsAtOnceWhileTheServerStaysSilent) {
+  Rbldnsd server(abusixLikeZones());
+  asio::io_context context;
+  DnsOptions options;
+  options.servers = {server.server()};
+  options.timeout = milliseconds(300);
+  options.tries = 2;
+  const auto budget = options.timeout * options.tries;
+  auto resolver = makeResolver(context, options);
+  ASSERT_EQ(lookUp(context, *resolver, ipQuery("127.0.0.3")).status, DnsStatus::kNotFound);
+
+  ::kill(server.pid(), SIGSTOP);
+  // The signal is delivered asynchronously: a query sent before rbldnsd is stopped would be
+  // answered.
+  const auto stat = "/proc/" + std::to_string(server.pid()) + "/stat";
+  for (int i = 0; i < 200; ++i) {
+    std::ifstream in(stat);
+    std::string line;
+    std::getline(in, line);
+    if (const auto close = line.rfind(')');
+        close != std::string::npos && close + 2 < line.size() && line[close + 2] == 'T') {
+      break;
+    }
+    std::this_thread::sleep_for(milliseconds(5));
+  }
+  const CounterDeltas counters;
+  std::vector<DnsAnswer> answers;
+  const auto start = SteadyClock::now();
+  milliseconds first_took{0};
+  asio::co_spawn(
+      context,
+      [&]() -> asio::awaitable<void> {
+        answers.push_back(co_await resolver->resolve(ipQuery("127.0.0.2")));
+        first_took = std::chrono::duration_cast<milliseconds>(SteadyClock::now() - start);
+        answers.push_back(
+            co_await resolver->resolve(sha1Hex("victim@example.org") + "." + kRecipientZone));
+      },
+      [&](std::exception_ptr error) {
+        if (error) std::rethrow_exception(error);
+        context.stop();
+      });
+  context.restart();
+  context.run_for(seconds(10));
+  const auto elapsed = std::chrono::duration_cast<milliseconds>(SteadyClock::now() - start);
+  std::cout << "[ measure  ] two zones one after the other, server frozen, budget "
+            << budget.count() << " ms: " << elapsed.count() << " ms (the first "
+            << first_took.count() << " ms)\n";
+  ASSERT_EQ(answers.size(), 2u);
+  EXPECT_EQ(answers[0].status, DnsStatus::kTimeout);
+  EXPECT_EQ(answers[1].status, DnsStatus::kTimeout);
+  EXPECT_NE(answers[1].error.find("unresponsive"), std::string::npos) << answers[1].error;
+  EXPECT_GE(elapsed, budget - milliseconds(20));
+  EXPECT_LT(elapsed, budget + milliseconds(200));
+  EXPECT_EQ(counters.timedOut(), 1u);
+  EXPECT_EQ(counters.failed(), 1u);
+  EXPECT_EQ(counters.queriesSent(), 2u) << "the second query is sent all the same";
+
+  // Resumed: the server answers the queued queries, which ends the state; a new name is looked
+  // up as usual.
+  ::kill(server.pid(), SIGCONT);
+  const auto recipient = sha1Hex("victim@example.org") + "." + kRecipientZone;
+  context.restart();
+  for (int i = 0; i < 40 && !resolver->cached(recipient); ++i) context.run_for(milliseconds(25));
+  ASSERT_TRUE(resolver->cached(recipient)) << "the query sent while unresponsive was answered";
+  const auto again = SteadyClock::now();
+  const auto listed = lookUp(context, *resolver, ipQuery("192.0.2.9"));
+  EXPECT_EQ(listed.status, DnsStatus::kFound) << listed.error;
+  EXPECT_LT(SteadyClock::now() - again, milliseconds(200));
+}
+
+TEST(DnsResolver, ASilentServerMakesOnlyTheFirstLookupWaitUntilItAnswers) {
+  testing::SilentUdpPort black_hole;
+  asio::io_context context;
+  DnsOptions options;
+  options.servers = {black_hole.server()};
+  options.timeout = milliseconds(150);
+  options.tries = 2;
+  auto resolver = makeResolver(context, options);
+
+  auto start = SteadyClock::now();
+  EXPECT_EQ(lookUp(context, *resolver, "2.0.0.127.a.test").status, DnsStatus::kTimeout);
+  EXPECT_GE(SteadyClock::now() - start, milliseconds(280));
+  for (const char* name : {"3.0.0.127.a.test", "4.0.0.127.a.test", "2.0.0.127.a.test"}) {
+    start = SteadyClock::now();
+    const auto answer = lookUp(context, *resolver, name);
+    EXPECT_EQ(answer.status, DnsStatus::kTimeout) << name;
+    EXPECT_LT(SteadyClock::now() - start, milliseconds(50)) << name;
+  }
 }
 
 TEST(DnsResolver, CachesAnAnswerThatArrivesAfterTheDeadline) {
