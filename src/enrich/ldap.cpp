@@ -7,6 +7,7 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/associated_executor.hpp>
@@ -100,7 +101,7 @@ class PooledLdapMapper final : public LdapMapper {
     co_return co_await asio::async_initiate<decltype(asio::use_awaitable), void(LdapAnswer)>(
         [this](auto handler, std::string identity) {
           // The tracked executor keeps the coroutine's io_context running while the job waits.
-          Job job{std::move(identity),
+          Job job{std::move(identity), std::chrono::steady_clock::now() + options_.timeout,
                   asio::prefer(asio::get_associated_executor(handler),
                                asio::execution::outstanding_work.tracked),
                   std::move(handler)};
@@ -127,6 +128,8 @@ class PooledLdapMapper final : public LdapMapper {
  private:
   struct Job {
     std::string identity;
+    // map()'s promise: answered by then, time spent in the queue included.
+    std::chrono::steady_clock::time_point deadline;
     asio::any_io_executor executor;  // the awaiting coroutine's, with outstanding work tracked
     asio::any_completion_handler<void(LdapAnswer)> handler;
   };
@@ -182,14 +185,19 @@ class PooledLdapMapper final : public LdapMapper {
     sigaddset(&pipe_signal, SIGPIPE);
     pthread_sigmask(SIG_BLOCK, &pipe_signal, nullptr);
 
-    LdapConnection connection(options_);
+    LdapConnection connection(options_, &connects_);
     while (true) {
       auto job = nextJob();
       if (!job) {
         if (queue_.lock()->stopping) return;
         continue;
       }
-      auto answer = connection.lookUp(job->identity);
+      // Every worker was held by a server that does not answer: the caller was promised an
+      // answer within the timeout, and a search now could only make it later.
+      auto answer = std::chrono::steady_clock::now() >= job->deadline
+                        ? failedAnswer("no LDAP connection free within the timeout (" +
+                                       std::to_string(options_.timeout.count()) + " ms)")
+                        : connection.lookUp(job->identity, job->deadline);
       if (answer.status == LdapStatus::kFailed) {
         SASLGUARD_COUNT(ldap_failures_total);
         if (log::peerWarningAllowed()) {
@@ -206,6 +214,7 @@ class PooledLdapMapper final : public LdapMapper {
   LdapCache cache_;
   Guarded<Queue> queue_;
   std::counting_semaphore<> jobs_waiting_{0};
+  std::atomic<std::uint64_t> connects_{0};  // the workers' successful connects (LdapConnection)
   std::vector<std::thread> workers_;
   std::once_flag stopped_;
 };

@@ -34,10 +34,11 @@ struct LdapOptions {
   std::string base_dn;
   std::string scope = "sub";                                         // base | one | sub
   std::string filter = "(|(uid=%s)(mail=%s)(mailLocalAddress=%s))";  // %s: escaped identity
-  std::string result_attribute = "uid";     // its first value is the account
-  std::chrono::milliseconds timeout{3000};  // per search, network and server time
-  std::size_t pool_size = 4;                // worker threads = connections
-  std::size_t max_queued = 1000;            // searches waiting for a worker; more fail at once
+  std::string result_attribute = "uid";  // its first value is the account
+  // Per mapping, all told: waiting for a free worker, connecting, binding and searching.
+  std::chrono::milliseconds timeout{3000};
+  std::size_t pool_size = 4;      // worker threads = connections
+  std::size_t max_queued = 1000;  // searches waiting for a worker; more fail at once
   std::chrono::seconds cache_ttl{300};
   std::chrono::seconds negative_cache_ttl{60};
   std::size_t cache_entries = 100000;  // 0: no cache
@@ -69,7 +70,9 @@ class LdapMapper {
   // A fresh cached answer for `identity` (lower-cased by the caller), if any; no blocking.
   virtual std::optional<LdapAnswer> cached(std::string_view identity) = 0;
   // Maps `identity`: from the cache, else on the pool; completes on the awaiting coroutine's
-  // executor within about `timeout` (plus the queue wait), never hangs.
+  // executor within about `timeout` (the queue wait included), never hangs. While the server
+  // is unreachable each worker waits a growing pause (up to a second) between attempts to
+  // connect, failing lookups at once meanwhile; it reconnects by itself.
   virtual boost::asio::awaitable<LdapAnswer> map(std::string identity) = 0;
   // Fails what is queued, waits for the workers, closes the connections. Idempotent.
   virtual void stop() = 0;

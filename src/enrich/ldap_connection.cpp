@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 #include <sys/time.h>
 
+#include <algorithm>
 #include <cstring>
 #include <memory>
 
@@ -23,6 +24,20 @@ timeval toTimeval(std::chrono::milliseconds duration) {
   value.tv_sec = static_cast<time_t>(duration.count() / 1000);
   value.tv_usec = static_cast<suseconds_t>((duration.count() % 1000) * 1000);
   return value;
+}
+
+// What is left until `deadline`, at least 1 ms: libldap reads a zero timeout as "no limit".
+std::chrono::milliseconds remaining(std::chrono::steady_clock::time_point deadline) {
+  const auto left =
+      std::chrono::ceil<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+  return std::max(left, std::chrono::milliseconds(1));
+}
+
+LdapAnswer failedAnswer(std::string error) {
+  LdapAnswer answer;
+  answer.status = LdapStatus::kFailed;
+  answer.error = std::move(error);
+  return answer;
 }
 
 int scopeCode(const std::string& scope) {
@@ -102,28 +117,49 @@ LdapConnection::Failure LdapConnection::failure(int code, const std::string& wha
   return Failure{code, std::move(message)};
 }
 
-LdapAnswer LdapConnection::lookUp(std::string_view identity) {
-  const auto deadline = std::chrono::steady_clock::now() + options_.timeout;
+LdapAnswer LdapConnection::lookUp(std::string_view identity, Deadline deadline) {
+  const auto now = std::chrono::steady_clock::now();
+  const bool pool_reconnected =
+      pool_connects_ != nullptr && pool_connects_->load() != pool_connects_seen_;
+  if (!connected() && now < retry_at_ && !pool_reconnected) {
+    const auto wait = std::chrono::ceil<std::chrono::milliseconds>(retry_at_ - now);
+    return failedAnswer("no LDAP connection (next attempt in " + std::to_string(wait.count()) +
+                        " ms; the last one failed: " + last_connect_error_ + ")");
+  }
   const auto filter = ldapFilterFor(options_.filter, identity);
-  Failure last{LDAP_OTHER, "no attempt"};
+  Failure last{LDAP_TIMEOUT, "LDAP: the timeout passed before a search could be sent"};
   for (int attempt = 1; attempt <= 2; ++attempt) {
-    auto outcome = open(deadline).and_then([&](bool) { return search(filter); });
+    // A retry after a timeout would double the wait the caller was promised.
+    if (std::chrono::steady_clock::now() >= deadline) break;
+    const bool reused = connected();
+    if (auto opened = open(deadline); !opened) {
+      last = std::move(opened.error());
+      backOff(last.message);
+      break;
+    }
+    if (!reused && pool_connects_ != nullptr) pool_connects_->fetch_add(1);
+    if (!reused && backoff_ != std::chrono::milliseconds::zero()) {
+      spdlog::info("LDAP connection to {} is back", options_.uris[open_uri_]);
+      backoff_ = std::chrono::milliseconds::zero();
+    }
+    auto outcome = search(filter, deadline);
     if (outcome) return *outcome;
     last = std::move(outcome.error());
     if (!isConnectionError(last.code)) break;
     // A server that hangs would hang the next search too: start the next connection at the
     // following URI.
-    if (last.code == LDAP_TIMEOUT && connected()) {
-      first_uri_ = (open_uri_ + 1) % options_.uris.size();
-    }
+    if (last.code == LDAP_TIMEOUT) first_uri_ = (open_uri_ + 1) % options_.uris.size();
     close();
-    // A retry after a timeout would double the wait the caller was promised.
-    if (std::chrono::steady_clock::now() >= deadline) break;
   }
-  LdapAnswer failed;
-  failed.status = LdapStatus::kFailed;
-  failed.error = std::move(last.message);
-  return failed;
+  return failedAnswer(std::move(last.message));
+}
+
+void LdapConnection::backOff(const std::string& error) {
+  backoff_ = backoff_ == std::chrono::milliseconds::zero() ? kFirstBackoff
+                                                           : std::min(2 * backoff_, kMaxBackoff);
+  retry_at_ = std::chrono::steady_clock::now() + backoff_;
+  if (pool_connects_ != nullptr) pool_connects_seen_ = pool_connects_->load();
+  last_connect_error_ = error;
 }
 
 LdapConnection::Outcome<bool> LdapConnection::open(Deadline deadline) {
@@ -133,7 +169,7 @@ LdapConnection::Outcome<bool> LdapConnection::open(Deadline deadline) {
   for (std::size_t i = 0; i < count; ++i) {
     if (i > 0 && std::chrono::steady_clock::now() >= deadline) break;
     const auto index = (first_uri_ + i) % count;
-    auto opened = openUri(index);
+    auto opened = openUri(index, deadline);
     if (opened) return true;
     last = std::move(opened.error());
     // A refused bind or a bad certificate setting would be the same on the next server.
@@ -143,7 +179,7 @@ LdapConnection::Outcome<bool> LdapConnection::open(Deadline deadline) {
   return tl::unexpected(std::move(last));
 }
 
-LdapConnection::Outcome<bool> LdapConnection::openUri(std::size_t index) {
+LdapConnection::Outcome<bool> LdapConnection::openUri(std::size_t index, Deadline deadline) {
   const auto& uri = options_.uris[index];
   LDAP* handle = nullptr;
   if (const int rc = ldap_initialize(&handle, uri.c_str()); rc != LDAP_SUCCESS) {
@@ -158,7 +194,8 @@ LdapConnection::Outcome<bool> LdapConnection::openUri(std::size_t index) {
   };
 
   const int version = LDAP_VERSION3;
-  const auto timeout = toTimeval(options_.timeout);
+  // Connect, StartTLS and bind share what is left of the lookup's time.
+  const auto timeout = toTimeval(remaining(deadline));
   ldap_set_option(handle_, LDAP_OPT_PROTOCOL_VERSION, &version);
   ldap_set_option(handle_, LDAP_OPT_NETWORK_TIMEOUT, &timeout);
   ldap_set_option(handle_, LDAP_OPT_TIMEOUT, &timeout);
@@ -215,8 +252,9 @@ LdapConnection::Outcome<bool> LdapConnection::openUri(std::size_t index) {
   return true;
 }
 
-LdapConnection::Outcome<LdapAnswer> LdapConnection::search(const std::string& filter) {
-  auto timeout = toTimeval(options_.timeout);
+LdapConnection::Outcome<LdapAnswer> LdapConnection::search(const std::string& filter,
+                                                           Deadline deadline) {
+  auto timeout = toTimeval(remaining(deadline));
   std::string attribute = options_.result_attribute;
   char* attributes[] = {attribute.data(), nullptr};
   LDAPMessage* raw_result = nullptr;

@@ -1,8 +1,11 @@
 // ldap_test.cpp — the LDAP identity mapper against a real slapd on loopback: logins and aliases
 // to accounts, not found, caching (positive, negative, expiry, bound), filter injection, StartTLS
 // and ldaps with a self-signed CA, bind failures, URI failover, a server that dies, hangs or
-// comes back, a full queue, stop() with jobs queued; and the RFC 4515 escaping table.
+// comes back (also after kill -9, with a backoff between attempts to connect), unknown identities
+// under load, queue waits within the timeout, a full queue, stop() with jobs queued; and the
+// RFC 4515 escaping table.
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <spdlog/sinks/ostream_sink.h>
 #include <spdlog/spdlog.h>
 
@@ -637,6 +640,110 @@ TEST(LdapServerOutage, AfterAHungServerTheNextSearchUsesTheNextUri) {
   EXPECT_EQ(moved.account, "bob") << moved.error;
   EXPECT_LT(since(start), milliseconds(500));  // straight to the second URI
   hung.resume();
+}
+
+// kill -9, as the fault tests do: the workers' connections break without an LDAP goodbye.
+// While slapd is gone lookups fail at once (between attempts to connect, the backoff); once it
+// is back on the same port the same mapper maps again by itself, within the longest backoff.
+TEST(LdapServerOutage, KilledServerFailsFastAndTheMapperReconnectsByItself) {
+  Slapd server;
+  auto options = optionsFor(server.uri());
+  options.pool_size = 2;
+  options.timeout = milliseconds(500);
+  options.cache_entries = 0;  // every map() searches
+  auto mapper = makeMapper(options);
+  ASSERT_EQ(mapOnce(*mapper, "alice.alias@example.test").account, "alice");
+
+  ::kill(server.pid(), SIGKILL);
+  server.stop();  // reaps it
+  const CounterDeltas counters;
+  std::string backoff_error;
+  for (int i = 0; i < 20; ++i) {
+    const auto start = SteadyClock::now();
+    const auto down = mapOnce(*mapper, "alice.alias@example.test");
+    EXPECT_EQ(down.status, LdapStatus::kFailed);
+    EXPECT_LT(since(start), options.timeout + milliseconds(100));
+    if (down.error.find("next attempt in") != std::string::npos) backoff_error = down.error;
+    std::this_thread::sleep_for(milliseconds(10));
+  }
+  EXPECT_EQ(counters.failed(), 20u);
+  EXPECT_NE(backoff_error.find("connect"), std::string::npos)
+      << "lookups in the backoff say why: " << backoff_error;
+
+  server.start();
+  const auto restarted = SteadyClock::now();
+  LdapAnswer back;
+  while (since(restarted) < seconds(5)) {
+    back = mapOnce(*mapper, "alice.alias@example.test");
+    if (back.status == LdapStatus::kMapped) break;
+    std::this_thread::sleep_for(milliseconds(10));
+  }
+  const auto recovery = since(restarted);
+  std::cout << "[ measure  ] mapping again " << recovery.count() << " ms after the restart\n";
+  EXPECT_EQ(back.account, "alice") << back.error;
+  EXPECT_LT(recovery, LdapConnection::kMaxBackoff + milliseconds(500));
+  // Both workers reconnected: a burst of maps all succeed.
+  for (int i = 0; i < 10; ++i) EXPECT_EQ(mapOnce(*mapper, "alice").account, "alice");
+}
+
+// Not in the directory is an answer, not a failure, also with the pool busy and no cache.
+TEST(LdapServerOutage, UnknownIdentitiesUnderConcurrentLoadAreNotFound) {
+  Slapd server;
+  auto options = optionsFor(server.uri());
+  options.pool_size = 4;
+  options.timeout = milliseconds(500);
+  options.cache_entries = 0;
+  auto mapper = makeMapper(options);
+  asio::io_context context;
+  const CounterDeltas counters;
+  std::vector<LdapAnswer> answers;
+  for (int i = 0; i < 400; ++i) {
+    asio::co_spawn(context, mapper->map("user" + std::to_string(i) + "@example.org"),
+                   [&](std::exception_ptr error, LdapAnswer answer) {
+                     if (error) std::rethrow_exception(error);
+                     answers.push_back(std::move(answer));
+                   });
+  }
+  context.run_for(seconds(60));
+  ASSERT_EQ(answers.size(), 400u);
+  std::size_t not_found = 0;
+  for (const auto& answer : answers) {
+    if (answer.status == LdapStatus::kNotFound) ++not_found;
+  }
+  EXPECT_EQ(not_found, 400u) << answers.front().error;
+  EXPECT_EQ(counters.failed(), 0u);
+}
+
+// map() promises an answer within the timeout, time in the queue included: with one worker and
+// a hung server, three maps used to complete after 1, 2 and 3 timeouts.
+TEST(LdapServerOutage, QueuedMapsBehindAHungServerFailWithinTheTimeout) {
+  Slapd server;
+  auto options = optionsFor(server.uri());
+  options.pool_size = 1;
+  options.timeout = milliseconds(500);
+  options.cache_entries = 0;
+  EventLoop loop;
+  auto mapper = makeMapper(options);
+  ASSERT_EQ(mapOnce(*mapper, "alice").account, "alice");
+
+  server.pause();
+  const auto start = SteadyClock::now();
+  std::vector<std::future<LdapAnswer>> pending;
+  for (const char* identity : {"bob", "carol@example.test", "sales@example.test"}) {
+    pending.push_back(loop.map(*mapper, identity));
+  }
+  std::vector<milliseconds> took;
+  for (auto& future : pending) {
+    const auto answer = await(future, seconds(5));
+    took.push_back(since(start));
+    EXPECT_EQ(answer.status, LdapStatus::kFailed);
+  }
+  server.resume();
+  std::cout << "[ measure  ] three maps on one worker, server hung, timeout 500 ms: "
+            << took[0].count() << ", " << took[1].count() << ", " << took[2].count() << " ms\n";
+  for (const auto elapsed : took) EXPECT_LT(elapsed, options.timeout + milliseconds(250));
+  const auto back = mapOnce(*mapper, "bob");
+  EXPECT_EQ(back.account, "bob") << back.error;
 }
 
 TEST(LdapQueue, FullQueueFailsAtOnce) {
