@@ -9,8 +9,11 @@
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/execution/outstanding_work.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/prefer.hpp>
 #include <boost/asio/redirect_error.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/use_future.hpp>
 #include <boost/asio/write.hpp>
@@ -390,7 +393,55 @@ Result<void> replyError(const RedisReply& reply) {
   return {};
 }
 
+std::atomic<std::uint64_t> next_store_id{1};
+
+// The io_context behind an executor, when it is one (not a strand or another kind).
+asio::io_context* contextOf(const asio::any_io_executor& executor) {
+  if (const auto* plain = executor.target<asio::io_context::executor_type>()) {
+    return &plain->context();
+  }
+  using Tracked = decltype(asio::prefer(std::declval<asio::io_context::executor_type>(),
+                                        asio::execution::outstanding_work.tracked));
+  if (const auto* tracked = executor.target<Tracked>()) return &tracked->context();
+  return nullptr;
+}
+
 }  // namespace
+
+// The Redis clients living on one io_context, one per store that was called from it. They go
+// away with the context (their sockets and timers belong to it), whichever of the two, store or
+// context, ends first; both end on the same thread in the daemon and the tests.
+class ContextClients : public asio::execution_context::service {
+ public:
+  static asio::execution_context::id id;
+  explicit ContextClients(asio::execution_context& context) : service(context) {}
+
+  Guarded<std::map<std::uint64_t, std::shared_ptr<RedisClient>>> clients;
+
+ private:
+  void shutdown() override {
+    auto taken = std::move(*clients.lock());
+    taken.clear();  // outside the lock: a client's destructor posts to its strand
+  }
+};
+
+asio::execution_context::id ContextClients::id;
+
+RedisClient& RedisStore::clientFor(const asio::any_io_executor& executor) {
+  auto* context = contextOf(executor);
+  if (context == nullptr || context == &io_) return *client_;
+  auto& owner = asio::use_service<ContextClients>(*context);
+  {
+    auto clients = owner.clients.lock();
+    if (auto found = clients->find(id_); found != clients->end()) return *found->second;
+  }
+  auto made = RedisClient::create(context->get_executor(), options_.redis);
+  if (!made) return *client_;  // options were checked when client_ was made; cannot happen
+  std::shared_ptr<RedisClient> client(std::move(*made));
+  owner.clients.lock()->emplace(id_, client);
+  context_clients_.lock()->push_back(ContextClient{client, &owner});
+  return *client;
+}
 
 Result<std::unique_ptr<RedisStore>> RedisStore::open(RedisStoreOptions options) {
   if (options.key_prefix.find_first_of("{}") != std::string::npos) {
@@ -411,6 +462,7 @@ RedisStore::RedisStore(RedisStoreOptions options)
     : options_(std::move(options)),
       work_(io_.get_executor()),
       thread_([this] { io_.run(); }),
+      id_(next_store_id.fetch_add(1)),
       execute_script_{kExecuteScript.c_str(), {}, {}},
       mark_script_{kMarkScript.c_str(), {}, {}},
       clear_script_{kClearScript.c_str(), {}, {}},
@@ -427,6 +479,13 @@ RedisStore::~RedisStore() {
     channel_socket_.close(ignored);
     channel_pause_.cancel();
   });
+  // Clients on contexts still alive leave them now (one whose context ended went with it).
+  for (auto& entry : *context_clients_.lock()) {
+    if (auto client = entry.client.lock()) {
+      auto taken = entry.owner->clients.lock()->extract(id_);
+      (void)taken;  // destroyed here, after its lock: its shutdown is posted to its context
+    }
+  }
   client_.reset();  // its shutdown runs on the I/O thread, which then runs out of work
   work_.reset();
   thread_.join();
@@ -449,7 +508,7 @@ Result<T> RedisStore::blockOn(asio::awaitable<Result<T>> task) {
   return asio::co_spawn(io_, std::move(task), asio::use_future).get();
 }
 
-asio::awaitable<Result<RedisReply>> RedisStore::runScript(Script& script,
+asio::awaitable<Result<RedisReply>> RedisStore::runScript(RedisClient& client, Script& script,
                                                           std::vector<std::string> keys,
                                                           std::vector<std::string> args,
                                                           bool durable) {
@@ -485,7 +544,7 @@ asio::awaitable<Result<RedisReply>> RedisStore::runScript(Script& script,
     commands.add(command);
     const std::size_t script_index = commands.size() - 1;
     if (wait) commands.add({"WAIT", replicas, wait_ms});
-    auto replies = co_await client_->pipeline(std::move(commands), timeout);
+    auto replies = co_await client.pipeline(std::move(commands), timeout);
     if (!replies) {
       ++errors_;
       co_return fail(replies.error().message);
@@ -546,7 +605,9 @@ asio::awaitable<Result<BatchResult>> RedisStore::executeAsync(Batch batch, TimeP
     args.insert(args.end(), {op.name, op.value, decimal(op.ttl_s)});
   }
 
-  auto reply = co_await runScript(execute_script_, std::move(keys), std::move(args));
+  const auto executor = co_await asio::this_coro::executor;
+  auto reply =
+      co_await runScript(clientFor(executor), execute_script_, std::move(keys), std::move(args));
   if (!reply) co_return tl::unexpected(reply.error());
   if (reply->type != RedisReply::Type::kArray || reply->elements.empty()) {
     co_return fail("unexpected reply from the Redis store script: " + reply->describe());
@@ -598,7 +659,9 @@ asio::awaitable<Result<MarkOutcome>> RedisStore::markAsync(std::string account, 
                                 decimal(toUnixMs(mark.last_seen)),
                                 decimal(static_cast<std::int64_t>(mark.hits)),
                                 mark.expires ? decimal(toUnixMs(*mark.expires)) : ""};
-  auto reply = co_await runScript(mark_script_, std::move(keys), std::move(args), true);
+  const auto executor = co_await asio::this_coro::executor;
+  auto reply =
+      co_await runScript(clientFor(executor), mark_script_, std::move(keys), std::move(args), true);
   if (!reply) co_return tl::unexpected(reply.error());
   auto stored = decodeMark(*reply);
   if (!stored) co_return tl::unexpected(stored.error());
@@ -617,7 +680,9 @@ asio::awaitable<Result<bool>> RedisStore::clearAsync(std::string account, ClearI
                                 accountKey(account, "audit")};
   std::vector<std::string> args{decimal(toUnixMs(now)), account, decimal(options_.audit_entries),
                                 info.by, info.reason};
-  auto reply = co_await runScript(clear_script_, std::move(keys), std::move(args), true);
+  const auto executor = co_await asio::this_coro::executor;
+  auto reply = co_await runScript(clientFor(executor), clear_script_, std::move(keys),
+                                  std::move(args), true);
   if (!reply) co_return tl::unexpected(reply.error());
   cache_.cleared(account);
   co_return reply->integer == 1;
@@ -636,6 +701,33 @@ Result<std::optional<Mark>> RedisStore::getMark(const std::string& account, Time
     if (auto ok = replyError(reply); !ok) return tl::unexpected(ok.error());
   }
   return markFrom((*replies)[0], (*replies)[1], options_.registry_set, now);
+}
+
+// getMark() awaited: the same two commands through the store's client, which hops to its own
+// strand, so any event loop may await it.
+asio::awaitable<Result<std::optional<Mark>>> RedisStore::getMarkAsync(std::string account,
+                                                                      TimePoint now) {
+  // No string literal in a braced list inside a coroutine (g++ 12 miscompiles those).
+  const std::string_view sismember = "SISMEMBER", hgetall = "HGETALL";
+  const auto mark_key = accountKey(account, "mark");
+  RedisPipeline commands;
+  commands.add({sismember, options_.registry_set, account});
+  commands.add({hgetall, mark_key});
+  auto replies = co_await client_->pipeline(std::move(commands));
+  if (!replies) {
+    ++errors_;
+    co_return fail(replies.error().message);
+  }
+  for (const auto& reply : *replies) {
+    if (auto ok = replyError(reply); !ok) co_return tl::unexpected(ok.error());
+  }
+  co_return markFrom((*replies)[0], (*replies)[1], options_.registry_set, now);
+}
+
+asio::awaitable<Result<std::size_t>> RedisStore::forgetSetsAsync(std::string account,
+                                                                 std::string name_prefix,
+                                                                 TimePoint /*now*/) {
+  co_return co_await forgetSetsAsync(std::move(account), std::move(name_prefix));
 }
 
 Result<std::vector<std::pair<std::string, Mark>>> RedisStore::listMarks(const std::string& after,
@@ -789,7 +881,9 @@ asio::awaitable<Result<std::size_t>> RedisStore::forgetSetsAsync(std::string acc
   if (auto ok = checkAccount(account); !ok) co_return tl::unexpected(ok.error());
   std::vector<std::string> keys{accountKey(account, "names")};
   std::vector<std::string> args{accountKey(account, "s:"), name_prefix};
-  auto reply = co_await runScript(forget_sets_script_, std::move(keys), std::move(args), true);
+  const auto executor = co_await asio::this_coro::executor;
+  auto reply = co_await runScript(clientFor(executor), forget_sets_script_, std::move(keys),
+                                  std::move(args), true);
   if (!reply) co_return tl::unexpected(reply.error());
   co_return static_cast<std::size_t>(std::max<long long>(0, reply->integer));
 }

@@ -18,6 +18,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/guarded.hpp"
 #include "store/redis_client.hpp"
 #include "store/redis_sentinel.hpp"
 #include "store/registry_cache.hpp"
@@ -26,6 +27,7 @@
 namespace saslguard::store {
 
 class RedisReplyReader;
+class ContextClients;
 
 struct RedisStoreOptions {
   RedisOptions redis;
@@ -84,8 +86,18 @@ class RedisStore final : public Store {
   // Nothing is pending: every call has reached Redis before it returns. Durability is Redis'
   // own (appendonly, replicas); see docs/redis.md.
   Result<void> flush() override { return {}; }
+  // Store's awaited forms not covered by markAsync/clearAsync above (the admin API, the control
+  // socket): a frozen Redis holds no event loop.
+  boost::asio::awaitable<Result<std::optional<Mark>>> getMarkAsync(std::string account,
+                                                                   TimePoint now) override;
+  boost::asio::awaitable<Result<std::size_t>> forgetSetsAsync(std::string account,
+                                                              std::string name_prefix,
+                                                              TimePoint now) override;
   StoreStats stats() override;
 
+  // The client of the store's own I/O thread (blocking calls, the registry channel's resync).
+  // Awaited calls from another io_context (a policy worker's) use a client of that context,
+  // made at its first use: the request's round trip stays on the worker's thread.
   RedisClient& client() { return *client_; }
   // The marks this store knows of without asking Redis: what every script reply said, and what
   // the registry channel announced (saslguard's own mark and clear, from any instance). A
@@ -104,8 +116,12 @@ class RedisStore final : public Store {
  private:
   explicit RedisStore(RedisStoreOptions options);
 
+  // The client bound to the io_context `executor` runs on (created there at its first use), or
+  // client_ when that is io_ or not an io_context.
+  RedisClient& clientFor(const boost::asio::any_io_executor& executor);
+
   // `durable`: a registry change, followed by WAIT when wait_replicas is set.
-  boost::asio::awaitable<Result<RedisReply>> runScript(Script& script,
+  boost::asio::awaitable<Result<RedisReply>> runScript(RedisClient& client, Script& script,
                                                        std::vector<std::string> keys,
                                                        std::vector<std::string> args,
                                                        bool durable = false);
@@ -120,6 +136,13 @@ class RedisStore final : public Store {
   boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_;
   std::thread thread_;
   std::unique_ptr<RedisClient> client_;
+  // Keys this store's clients in other io_contexts (ids are never reused, addresses may be).
+  const std::uint64_t id_;
+  struct ContextClient {
+    std::weak_ptr<RedisClient> client;  // owned by the context, gone with it
+    ContextClients* owner;              // valid while `client` is
+  };
+  Guarded<std::vector<ContextClient>> context_clients_;
   Script execute_script_;
   Script mark_script_;
   Script clear_script_;

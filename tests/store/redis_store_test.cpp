@@ -1,11 +1,16 @@
 // redis_store_test.cpp — the Store on a real redis-server: the same batches give the same
 // answers as the embedded store (a seeded random sequence run on both), the registry with the
-// Abusix set (SREM unblocks, SADD blocks), exact counts from two stores in parallel, NOSCRIPT
+// Abusix set (SREM unblocks, SADD blocks), exact counts from two stores in parallel and from
+// awaited calls on two io_contexts (each with its own client), NOSCRIPT
 // after a script flush, and a failure value when Redis is down.
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
 #include <cstdio>
+#include <cstdlib>
 #include <random>
 #include <thread>
 
@@ -258,6 +263,76 @@ TEST(RedisStore, TwoStoresInParallelCountExactly) {
     if (c.name == "sent") sent = c.total;
   }
   EXPECT_EQ(sent, 2u * kThreadsPerStore * kRequests);
+}
+
+// The connections redis-server has open for clients, less the one asking.
+int connectedClients(unsigned short port) {
+  const auto info = redisQuery(port, {"INFO", "clients"}).value_or("");
+  const auto at = info.find("connected_clients:");
+  if (at == std::string::npos) return -1;
+  return std::atoi(info.c_str() + at + 18) - 1;
+}
+
+bool waitForClients(unsigned short port, int expected) {
+  for (int i = 0; i < 200; ++i) {
+    if (connectedClients(port) == expected) return true;
+    std::this_thread::sleep_for(10ms);
+  }
+  return false;
+}
+
+// A policy worker awaits the store from its own io_context: the script goes out on a client of
+// that context (its own connections), not through the store's thread. The clients go away with
+// whichever ends first, the context or the store.
+TEST(RedisStore, AwaitedCallsUseAClientOfTheCallersContext) {
+  RedisServer server;
+  auto options = storeOptions(server.port());
+  options.redis.pool_size = 2;
+  auto store = openRedisStore(options);
+  ASSERT_TRUE(store);
+  constexpr int kPerContext = 300;
+  std::atomic<int> failures{0};
+  // The contexts never run out of work (their clients keep reading), so the last request of
+  // each stops its context.
+  auto drive = [&](boost::asio::io_context& context, int base, std::atomic<int>& left) {
+    // Built outside the coroutine: g++ 12 and braced lists inside one do not mix.
+    const auto request = batch("shared", {counter("sent", 1, 86400, 100)});
+    for (int i = 0; i < kPerContext; ++i) {
+      boost::asio::co_spawn(
+          context,
+          [&, request, when = at(base + i / 100)]() -> boost::asio::awaitable<void> {
+            auto result = co_await store->executeAsync(request, when);
+            if (!result && failures++ == 0) ADD_FAILURE() << result.error().message;
+            if (--left == 0) context.stop();
+          },
+          boost::asio::detached);
+    }
+  };
+  auto first = std::make_unique<boost::asio::io_context>();
+  boost::asio::io_context second;
+  std::atomic<int> first_left{kPerContext};
+  std::atomic<int> second_left{kPerContext};
+  drive(*first, 0, first_left);
+  drive(second, 10, second_left);
+  std::thread first_thread([&] { first->run(); });
+  std::thread second_thread([&] { second.run(); });
+  first_thread.join();
+  second_thread.join();
+  EXPECT_EQ(failures.load(), 0);
+  // Two clients of two connections each; the store's own client was not needed (it connects
+  // at its first call).
+  EXPECT_TRUE(waitForClients(server.port(), 2 * 2)) << connectedClients(server.port());
+  first.reset();  // the context ends first: its client with it
+  EXPECT_TRUE(waitForClients(server.port(), 2)) << connectedClients(server.port());
+
+  auto view = store->view("shared", at(20));
+  ASSERT_TRUE(view) << view.error().message;
+  ASSERT_EQ(view->counters.size(), 1u);
+  EXPECT_EQ(view->counters[0].total, 2u * kPerContext);
+  store.reset();  // the store ends first: its client leaves the context still there
+  second.restart();
+  second.run_for(500ms);  // the client's shutdown was posted to its context
+  EXPECT_TRUE(waitForClients(server.port(), 0)) << connectedClients(server.port());
 }
 
 TEST(RedisStore, RegistryChangesWaitForTheReplicaWhenAsked) {
