@@ -90,7 +90,7 @@ class NativeApi {
   static void addRoutes(Router& router, const std::shared_ptr<NativeApi>& self) {
     router.add("GET", "/livez",
                [](const Request&) { return Response::json(200, R"({"status":"alive"})"); });
-    router.add("GET", "/readyz", [self](const Request&) { return self->ready(); });
+    router.addAsync("GET", "/readyz", [self](const Request&) { return self->ready(); });
     if (self->context_->metrics) {
       router.add("GET", "/metrics", [self](const Request&) {
         Response response;
@@ -99,7 +99,8 @@ class NativeApi {
         return response;
       });
     }
-    router.add("GET", "/api/v1/accounts", [self](const Request& r) { return self->list(r); });
+    router.addAsync("GET", "/api/v1/accounts",
+                    [self](const Request& r) { return self->listOffLoop(r); });
     router.addAsync("GET", "/api/v1/accounts/{account}",
                     [self](const Request& r) { return self->show(r); });
     router.addAsync("POST", "/api/v1/unblock/{account}",
@@ -120,20 +121,23 @@ class NativeApi {
   }
 
  private:
-  Response ready() const {
+  // Awaited: the store answers a read, over the network for Redis, and a frozen Redis must not
+  // hold the loop that answers /livez meanwhile.
+  boost::asio::awaitable<Response> ready() const {
     json::array problems;
     if (!context_->policy_ready || !context_->policy_ready()) {
       problems.push_back("policy listeners or worker threads are not answering");
     }
-    // The store answers a read (a Redis store would be asked over the network here).
-    if (auto probe = context_->store->getMark("readyz.probe", context_->now()); !probe) {
-      problems.push_back(json::string("state store: " + probe.error().message));
-    }
+    std::string probe_account = "readyz.probe";
+    auto probe = co_await context_->store->getMarkAsync(probe_account, context_->now());
+    if (!probe) problems.push_back(json::string("state store: " + probe.error().message));
     if (!problems.empty()) {
-      return Response::json(
-          503, json::serialize(json::object{{"status", "not ready"}, {"problems", problems}}));
+      json::object out;
+      out["status"] = "not ready";
+      out["problems"] = std::move(problems);
+      co_return Response::json(503, json::serialize(out));
     }
-    return Response::json(200, R"({"status":"ready"})");
+    co_return Response::json(200, R"({"status":"ready"})");
   }
 
   Response list(const Request& request) const {
@@ -166,11 +170,20 @@ class NativeApi {
     return Response::json(200, json::serialize(out));
   }
 
-  boost::asio::awaitable<Response> show(const Request& request) const {
+  // The listing reads the store page by page with blocking calls: on the store-reads thread.
+  boost::asio::awaitable<Response> listOffLoop(const Request& request) {
+    auto work = [this, request] { return list(request); };
+    co_return co_await onThread(store_reads_thread_, std::move(work));
+  }
+
+  boost::asio::awaitable<Response> show(const Request& request) {
     auto pipeline = context_->pipeline();
     auto account = co_await accountFor(*pipeline, request.path_parameter);
     if (!account) co_return Response::error(502, account.error().message);
-    auto view = context_->store->view(*account, context_->now());
+    auto work = [store = context_->store, name = *account, now = context_->now()] {
+      return store->view(name, now);
+    };
+    auto view = co_await onThread(store_reads_thread_, std::move(work));
     if (!view) co_return storeFailure("reading the account", view.error());
     auto out = store::accountViewToJson(*view);
     out["decisions"] = decisionsJson(*context_->recent, *account, 50);
@@ -195,11 +208,17 @@ class NativeApi {
     }
     const auto caller = callerName(request);
     const auto now = context_->now();
-    auto cleared = context_->store->clear(*account, store::ClearInfo{caller, reason}, now);
+    store::ClearInfo info;
+    info.by = caller;
+    info.reason = reason;
+    // Awaited (not blocking): with Redis frozen this waits up to command_timeout_ms while the
+    // loop goes on serving every other request; the failure is a 503 with Redis' reason.
+    auto cleared = co_await context_->store->clearAsync(*account, std::move(info), now);
     if (!cleared) co_return storeFailure("clearing the mark", cleared.error());
     std::size_t forgotten = 0;
     if (forget_geo) {
-      auto dropped = context_->store->forgetSets(*account, engine::GeoDetector::kSetPrefix, now);
+      std::string prefix(engine::GeoDetector::kSetPrefix);
+      auto dropped = co_await context_->store->forgetSetsAsync(*account, std::move(prefix), now);
       if (!dropped) co_return storeFailure("forgetting the geo state", dropped.error());
       forgotten = *dropped;
     }
@@ -228,7 +247,7 @@ class NativeApi {
     }
     mark.evidence = json::serialize(json::object{{"by", caller}});
     mark.first_seen = mark.last_seen = now;
-    auto marked = context_->store->mark(*account, mark, now);
+    auto marked = co_await context_->store->markAsync(*account, mark, now);
     if (!marked) co_return storeFailure("marking the account", marked.error());
     spdlog::info("account={} blocked by {} action={} reason={}", quoteForLog(*account), caller,
                  mark.action, quoteForLog(mark.reason));
@@ -289,20 +308,26 @@ class NativeApi {
   // so the event loop keeps answering meanwhile.
   template <class Work>
   boost::asio::awaitable<std::invoke_result_t<Work>> onHoldQueueThread(Work work) {
+    return onThread(hold_queue_thread_, std::move(work));
+  }
+
+  template <class Work>
+  boost::asio::awaitable<std::invoke_result_t<Work>> onThread(boost::asio::thread_pool& thread,
+                                                              Work work) {
     using Value = std::invoke_result_t<Work>;
     // Plain handlers, no coroutine lambda (g++ 12 miscompiles captures in those): the work runs
-    // on the hold-queue thread, its value is posted back to the awaiting coroutine's executor.
+    // on `thread`, its value is posted back to the awaiting coroutine's executor.
     return boost::asio::async_initiate<const boost::asio::use_awaitable_t<>&, void(Value)>(
-        [this](auto handler, Work task) {
+        [&thread](auto handler, Work task) {
           auto executor = boost::asio::get_associated_executor(handler);
-          boost::asio::post(hold_queue_thread_, [handler = std::move(handler),
-                                                 task = std::move(task), executor]() mutable {
-            auto value = task();
-            boost::asio::post(executor,
-                              [handler = std::move(handler), value = std::move(value)]() mutable {
-                                std::move(handler)(std::move(value));
-                              });
-          });
+          boost::asio::post(
+              thread, [handler = std::move(handler), task = std::move(task), executor]() mutable {
+                auto value = task();
+                boost::asio::post(
+                    executor, [handler = std::move(handler), value = std::move(value)]() mutable {
+                      std::move(handler)(std::move(value));
+                    });
+              });
         },
         boost::asio::use_awaitable, std::move(work));
   }
@@ -343,6 +368,9 @@ class NativeApi {
 
   std::shared_ptr<ApiContext> context_;
   boost::asio::thread_pool hold_queue_thread_{1};
+  // Blocking store reads (a listing, an account's view): with Redis they wait on the network, up
+  // to redis.command_timeout_ms when it does not answer, and the loop must not.
+  boost::asio::thread_pool store_reads_thread_{1};
 };
 
 }  // namespace

@@ -227,10 +227,14 @@ class GeoipPolicydApi {
     if (!account) co_return Response::error(500, account.error().message);
     const auto caller = callerName(request);
     const auto now = context_->now();
-    auto dropped = context_->store->forgetSets(*account, engine::GeoDetector::kSetPrefix, now);
+    // Awaited: a frozen Redis costs this request command_timeout_ms, not the event loop.
+    std::string prefix(engine::GeoDetector::kSetPrefix);
+    auto dropped = co_await context_->store->forgetSetsAsync(*account, std::move(prefix), now);
     if (!dropped) co_return Response::error(500, "state store: " + dropped.error().message);
-    auto cleared = context_->store->clear(
-        *account, store::ClearInfo{caller, "unblocked through POST /remove"}, now);
+    store::ClearInfo info;
+    info.by = caller;
+    info.reason = "unblocked through POST /remove";
+    auto cleared = co_await context_->store->clearAsync(*account, std::move(info), now);
     if (!cleared) co_return Response::error(500, "state store: " + cleared.error().message);
     spdlog::info("account={} unblocked by {} (POST /remove) mark_cleared={} geo_sets_forgotten={}",
                  quoteForLog(*account), caller, *cleared, *dropped);
@@ -295,7 +299,7 @@ class GeoipPolicydApi {
       store::Batch batch;
       batch.account = *account;
       geo->plan(detector_context, batch);
-      auto mark = context_->store->getMark(*account, now);
+      auto mark = co_await context_->store->getMarkAsync(*account, now);
       auto view = context_->store->view(*account, now);
       if (!mark || !view) {
         error = !mark ? mark.error().message : view.error().message;

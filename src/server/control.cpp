@@ -1,4 +1,5 @@
-// control.cpp — see control.hpp.
+// control.cpp — see control.hpp. The daemon awaits the store for registry changes
+// (executeControlAsync); the command-line tools call executeControl on a store of their own.
 #include "server/control.hpp"
 
 #include <pwd.h>
@@ -33,6 +34,37 @@ static std::string stringField(const json::object& object, std::string_view name
   return std::string(value->as_string());
 }
 
+static store::Mark operatorMark(const json::object& command, const std::string& caller,
+                                TimePoint now) {
+  store::Mark mark;
+  mark.detector = "operator";
+  mark.reason = stringField(command, "reason");
+  if (mark.reason.empty()) mark.reason = "blocked by an operator";
+  mark.evidence = json::serialize(json::object{{"by", caller}});
+  mark.action = "REJECT";
+  mark.first_seen = mark.last_seen = now;
+  return mark;
+}
+
+static json::object clearedAnswer(const std::string& account, const std::string& caller,
+                                  const std::string& reason, const Result<bool>& cleared) {
+  if (!cleared) return failure(cleared.error().message);
+  if (*cleared) {
+    spdlog::info("account={} cleared by {} reason={}", quoteForLog(account), caller,
+                 quoteForLog(reason));
+  }
+  return json::object{{"ok", true}, {"cleared", *cleared}};
+}
+
+static json::object blockedAnswer(const std::string& account, const std::string& caller,
+                                  const store::Mark& mark,
+                                  const Result<store::MarkOutcome>& marked) {
+  if (!marked) return failure(marked.error().message);
+  spdlog::info("account={} blocked by {} reason={}", quoteForLog(account), caller,
+               quoteForLog(mark.reason));
+  return json::object{{"ok", true}, {"new", marked->is_new}};
+}
+
 json::object executeControl(const json::object& command, store::Store& store,
                             const std::string& caller) {
   const auto name = stringField(command, "command");
@@ -63,29 +95,14 @@ json::object executeControl(const json::object& command, store::Store& store,
     const auto account = stringField(command, "account");
     if (account.empty()) return failure("accounts.clear needs an account");
     const auto reason = stringField(command, "reason");
-    auto cleared = store.clear(account, store::ClearInfo{caller, reason}, now);
-    if (!cleared) return failure(cleared.error().message);
-    if (*cleared) {
-      spdlog::info("account={} cleared by {} reason={}", quoteForLog(account), caller,
-                   quoteForLog(reason));
-    }
-    return json::object{{"ok", true}, {"cleared", *cleared}};
+    return clearedAnswer(account, caller, reason,
+                         store.clear(account, store::ClearInfo{caller, reason}, now));
   }
   if (name == "accounts.block") {
     const auto account = stringField(command, "account");
     if (account.empty()) return failure("accounts.block needs an account");
-    store::Mark mark;
-    mark.detector = "operator";
-    mark.reason = stringField(command, "reason");
-    if (mark.reason.empty()) mark.reason = "blocked by an operator";
-    mark.evidence = json::serialize(json::object{{"by", caller}});
-    mark.action = "REJECT";
-    mark.first_seen = mark.last_seen = now;
-    auto marked = store.mark(account, mark, now);
-    if (!marked) return failure(marked.error().message);
-    spdlog::info("account={} blocked by {} reason={}", quoteForLog(account), caller,
-                 quoteForLog(mark.reason));
-    return json::object{{"ok", true}, {"new", marked->is_new}};
+    const auto mark = operatorMark(command, caller, now);
+    return blockedAnswer(account, caller, mark, store.mark(account, mark, now));
   }
   if (name == "stats") {
     json::object counters;
@@ -100,6 +117,32 @@ json::object executeControl(const json::object& command, store::Store& store,
     return json::object{{"ok", true}, {"stats", std::move(counters)}};
   }
   return failure("unknown command '" + name + "'");
+}
+
+asio::awaitable<json::object> executeControlAsync(json::object command, store::Store& store,
+                                                  std::string caller) {
+  const auto name = stringField(command, "command");
+  const auto now = Clock::now();
+  // The registry changes wait on the store (Redis: up to command_timeout_ms when it is frozen),
+  // so they are awaited; the loop serves the admin API and other clients meanwhile.
+  if (name == "accounts.clear") {
+    const auto account = stringField(command, "account");
+    if (account.empty()) co_return failure("accounts.clear needs an account");
+    const auto reason = stringField(command, "reason");
+    store::ClearInfo info;
+    info.by = caller;
+    info.reason = reason;
+    const auto cleared = co_await store.clearAsync(account, std::move(info), now);
+    co_return clearedAnswer(account, caller, reason, cleared);
+  }
+  if (name == "accounts.block") {
+    const auto account = stringField(command, "account");
+    if (account.empty()) co_return failure("accounts.block needs an account");
+    const auto mark = operatorMark(command, caller, now);
+    const auto marked = co_await store.markAsync(account, mark, now);
+    co_return blockedAnswer(account, caller, mark, marked);
+  }
+  co_return executeControl(command, store, caller);
 }
 
 Result<std::unique_ptr<ControlServer>> ControlServer::open(asio::io_context& context,
@@ -165,7 +208,7 @@ asio::awaitable<void> ControlServer::serve(Socket socket) {
       if (ec || !parsed.is_object()) {
         answer = failure("a command is one JSON object on one line");
       } else {
-        answer = executeControl(parsed.as_object(), store_, caller);
+        answer = co_await executeControlAsync(std::move(parsed.as_object()), store_, caller);
       }
       auto text = json::serialize(answer) + "\n";
       co_await asio::async_write(socket, asio::buffer(text), asio::use_awaitable);

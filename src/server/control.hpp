@@ -21,6 +21,10 @@ using store::markToJson;
 // Executes one control command against `store`. `caller` names who asked (for the audit trail).
 boost::json::object executeControl(const boost::json::object& command, store::Store& store,
                                    const std::string& caller);
+// The same on an event loop (the daemon's control socket): registry changes are awaited, so a
+// Redis store that does not answer holds this command, not the loop.
+asio::awaitable<boost::json::object> executeControlAsync(boost::json::object command,
+                                                         store::Store& store, std::string caller);
 
 class ControlServer {
  public:

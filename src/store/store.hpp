@@ -4,6 +4,7 @@
 // implementation (Redis) serves the whole request in one round trip; the embedded one is local.
 #pragma once
 
+#include <boost/asio/awaitable.hpp>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -145,6 +146,28 @@ class Store {
   // dropped. Counters and the mark are untouched.
   virtual Result<std::size_t> forgetSets(const std::string& account, std::string_view name_prefix,
                                          TimePoint now) = 0;
+
+  // The registry calls above for callers on an event loop (the admin API, the control socket):
+  // awaited, so a store that waits on the network (Redis, frozen or failing over) holds no loop
+  // while it does. These defaults complete at once with the blocking call: the embedded store
+  // never waits on anything but its own disk. The Redis store overrides them.
+  virtual boost::asio::awaitable<Result<MarkOutcome>> markAsync(std::string account, Mark mark,
+                                                                TimePoint now) {
+    co_return this->mark(account, mark, now);
+  }
+  virtual boost::asio::awaitable<Result<bool>> clearAsync(std::string account, ClearInfo info,
+                                                          TimePoint now) {
+    co_return clear(account, info, now);
+  }
+  virtual boost::asio::awaitable<Result<std::optional<Mark>>> getMarkAsync(std::string account,
+                                                                           TimePoint now) {
+    co_return getMark(account, now);
+  }
+  virtual boost::asio::awaitable<Result<std::size_t>> forgetSetsAsync(std::string account,
+                                                                      std::string name_prefix,
+                                                                      TimePoint now) {
+    co_return forgetSets(account, name_prefix, now);
+  }
 
   // Writes everything pending (counters, sets) now; called on shutdown and by tests.
   virtual Result<void> flush() = 0;

@@ -1,0 +1,132 @@
+// admin_frozen_redis_test.cpp — black box: with state.backend = "redis" and Redis SIGSTOPped,
+// an unblock through the admin API (and one through the control socket) fails after
+// command_timeout_ms with a clear error, while the same event loop keeps answering /livez
+// within milliseconds: the handlers await the store instead of blocking the loop.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <atomic>
+#include <fstream>
+#include <iostream>
+#include <thread>
+
+#include "support/daemon_process.hpp"
+#include "support/http_client.hpp"
+#include "support/redis.hpp"
+#include "support/temp_dir.hpp"
+
+namespace saslguard::testing {
+namespace {
+
+using namespace std::chrono_literals;
+using SteadyClock = std::chrono::steady_clock;
+
+constexpr int kCommandTimeoutMs = 1000;
+
+long long msSince(SteadyClock::time_point started) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(SteadyClock::now() - started)
+      .count();
+}
+
+// Polls /livez until stopped; the slowest answer and how many there were.
+class LivezProbe {
+ public:
+  explicit LivezProbe(unsigned short port)
+      : thread_([this, port] {
+          while (!stop_) {
+            const auto started = SteadyClock::now();
+            const auto answer = httpGet(port, "/livez");
+            const auto took = msSince(started);
+            if (answer.status != 200) ++failures_;
+            slowest_ms_ = std::max<long long>(slowest_ms_, took);
+            ++answers_;
+            std::this_thread::sleep_for(5ms);
+          }
+        }) {}
+  ~LivezProbe() { stop(); }
+  void stop() {
+    stop_ = true;
+    if (thread_.joinable()) thread_.join();
+  }
+  long long slowestMs() const { return slowest_ms_; }
+  int answers() const { return answers_; }
+  int failures() const { return failures_; }
+
+ private:
+  std::atomic<bool> stop_{false};
+  std::atomic<long long> slowest_ms_{0};
+  std::atomic<int> answers_{0};
+  std::atomic<int> failures_{0};
+  std::thread thread_;
+};
+
+TEST(AdminApiFrozenRedis, AnUnblockFailsWith503AfterTheTimeoutWhileLivezKeepsAnswering) {
+  RedisServer redis;
+  TempDir dir;
+  const auto config = (dir / "saslguard.toml").string();
+  std::ofstream(config) << "[admin]\nenabled = true\nlisten = \"127.0.0.1:0\"\n"
+                        << "[state]\nbackend = \"redis\"\n[redis]\nserver = \"127.0.0.1:"
+                        << redis.port() << "\"\ncommand_timeout_ms = " << kCommandTimeoutMs
+                        << "\nreconnect_min_ms = 20\nreconnect_max_ms = 200\n";
+  const auto state_dir = (dir / "state").string();
+  DaemonProcess daemon({"--config", config, "--listen", "127.0.0.1:0", "--state-dir", state_dir},
+                       dir / "daemon.log");
+  ASSERT_TRUE(daemon.ready()) << daemon.log();
+  const auto blocked =
+      httpJson(daemon.adminPort(), "POST", "/api/v1/block/mallory@example.org", "{}");
+  ASSERT_EQ(blocked.status, 200) << blocked.body;
+
+  redis.pause();
+  LivezProbe probe(daemon.adminPort());
+  std::this_thread::sleep_for(50ms);
+
+  auto started = SteadyClock::now();
+  const auto unblock = httpJson(daemon.adminPort(), "POST", "/api/v1/unblock/mallory@example.org",
+                                R"({"reason":"false alarm"})");
+  const auto unblock_ms = msSince(started);
+  EXPECT_EQ(unblock.status, 503) << unblock.body;
+  EXPECT_NE(unblock.body.find("clearing the mark"), std::string::npos) << unblock.body;
+  // Within the call's deadline: command_timeout_ms, or sooner when the connection the call
+  // needs cannot even finish its handshake (connect_timeout_ms, 500).
+  EXPECT_LT(unblock_ms, kCommandTimeoutMs + 500);
+
+  // geoip-policyd's POST /remove and the control socket (saslguard accounts clear) likewise.
+  started = SteadyClock::now();
+  const auto removed = httpJson(daemon.adminPort(), "POST", "/remove",
+                                R"({"key":"sender","value":"mallory@example.org"})");
+  const auto removed_ms = msSince(started);
+  EXPECT_EQ(removed.status, 500) << removed.body;
+  EXPECT_NE(removed.body.find("state store"), std::string::npos) << removed.body;
+  started = SteadyClock::now();
+  const auto cleared = runSaslguard(
+      {"accounts", "clear", "mallory@example.org", "--config", config, "--state-dir", state_dir});
+  const auto cleared_ms = msSince(started);
+  EXPECT_EQ(cleared.exit_code, 1) << cleared.output;
+
+  std::this_thread::sleep_for(50ms);
+  probe.stop();
+  std::cout << "[ frozen   ] unblock answered " << unblock.status << " after " << unblock_ms
+            << " ms, POST /remove " << removed.status << " after " << removed_ms
+            << " ms, accounts clear exit " << cleared.exit_code << " after " << cleared_ms
+            << " ms; /livez answered " << probe.answers() << " times meanwhile, slowest "
+            << probe.slowestMs() << " ms (command_timeout_ms " << kCommandTimeoutMs << ")\n";
+  EXPECT_EQ(probe.failures(), 0);
+  EXPECT_GE(probe.answers(), 20);
+  EXPECT_LT(probe.slowestMs(), 100) << "the admin loop was held while Redis was frozen";
+
+  // Redis back: the same unblock goes through.
+  redis.resume();
+  HttpResponse again;
+  const auto resumed = SteadyClock::now();
+  while (SteadyClock::now() - resumed < 5s) {
+    again = httpJson(daemon.adminPort(), "POST", "/api/v1/unblock/mallory@example.org", "{}");
+    if (again.status == 200) break;
+    std::this_thread::sleep_for(50ms);
+  }
+  EXPECT_EQ(again.status, 200) << again.body;
+  EXPECT_NE(again.body.find(R"("mark_cleared":true)"), std::string::npos) << again.body;
+  EXPECT_TRUE(daemon.running());
+}
+
+}  // namespace
+}  // namespace saslguard::testing
