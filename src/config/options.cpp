@@ -294,7 +294,9 @@ std::vector<Option> buildTable() {
       .checkedBy(checkOptionalAbsolutePath)
       .help("file whose first line is the Redis password; empty: no AUTH");
   SASLGUARD_OPTION(redis, database).range(0, 1000).help("database number (SELECT)");
-  SASLGUARD_OPTION(redis, pool_size).range(1, 64).help("connections to Redis per daemon");
+  SASLGUARD_OPTION(redis, pool_size)
+      .range(1, 64)
+      .help("connections to Redis per event loop (each policy worker thread, and one more)");
   SASLGUARD_OPTION(redis, connect_timeout_ms)
       .range(10, 60000)
       .help("TCP connect plus handshake (AUTH, SELECT, ROLE)");

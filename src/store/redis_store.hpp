@@ -70,9 +70,9 @@ class RedisStore final : public Store {
   boost::asio::awaitable<Result<BatchResult>> executeAsync(Batch batch, TimePoint now);
   // mark() and clear() for callers on an event loop.
   boost::asio::awaitable<Result<MarkOutcome>> markAsync(std::string account, Mark mark,
-                                                        TimePoint now);
+                                                        TimePoint now) override;
   boost::asio::awaitable<Result<bool>> clearAsync(std::string account, ClearInfo info,
-                                                  TimePoint now);
+                                                  TimePoint now) override;
 
   Result<MarkOutcome> mark(const std::string& account, const Mark& mark, TimePoint now) override;
   Result<bool> clear(const std::string& account, const ClearInfo& info, TimePoint now) override;
