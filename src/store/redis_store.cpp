@@ -35,15 +35,17 @@ namespace {
 
 // Shared by the registry scripts. KEYS[1] the account's mark hash, KEYS[2] the registry set,
 // KEYS[3] the account's audit list; ARGV[1] now (unix ms), ARGV[2] the account, ARGV[3] how
-// many audit entries to keep. Every change is published on the channel named like the registry
-// set ("mark <action> <account>", "clear <account>"): the other instances' registry caches.
+// many audit entries to keep, the last ARGV the registry channel (registryChannel()). Every
+// change is published there ("mark <action> <account>", "clear <account>"): the other
+// instances' registry caches.
 constexpr const char kRegistryPrelude[] = R"lua(
 local now_ms = tonumber(ARGV[1])
 local account = ARGV[2]
 local audit_cap = tonumber(ARGV[3])
+local channel = ARGV[#ARGV]
 
 local function announce(message)
-  redis.call('PUBLISH', KEYS[2], message)
+  redis.call('PUBLISH', channel, message)
 end
 
 local function audit(event, by, reason, evidence)
@@ -379,12 +381,22 @@ std::optional<Mark> markFrom(const RedisReply& listed, const RedisReply& hash,
   return mark;
 }
 
+}  // namespace
+
+// Pub/sub channels are not per database: the database number in the name keeps two
+// deployments on one Redis (databases 0 and 1, the same set name) out of each other's caches.
+std::string registryChannel(const RedisStoreOptions& options) {
+  return options.registry_set + ":db" + std::to_string(options.redis.database);
+}
+
+namespace {
+
 // AUTH and SUBSCRIBE to the registry channel (built outside a coroutine: g++ 12 and braced
 // lists of literals inside one do not mix).
 RedisPipeline registrySubscription(const RedisStoreOptions& options) {
   RedisPipeline subscribe;
   addAuth(subscribe, options.redis.username, options.redis.password);
-  subscribe.add({"SUBSCRIBE", options.registry_set});
+  subscribe.add({"SUBSCRIBE", registryChannel(options)});
   return subscribe;
 }
 
@@ -518,6 +530,8 @@ asio::awaitable<Result<RedisReply>> RedisStore::runScript(RedisClient& client, S
   tail.push_back(key_count);
   for (const auto& key : keys) tail.push_back(key);
   for (const auto& arg : args) tail.push_back(arg);
+  const auto channel = registryChannel(options_);
+  tail.push_back(channel);  // read by the registry scripts as their last argument
   const bool wait = durable && options_.wait_replicas > 0;
   const auto replicas = std::to_string(options_.wait_replicas);
   const auto wait_ms = std::to_string(options_.wait_timeout.count());
@@ -972,7 +986,7 @@ asio::awaitable<void> RedisStore::watchRegistry() {
       ++channel_subscriptions_;
       channel_subscribed_ = true;
       if (failing)
-        spdlog::info("Redis registry channel {} subscribed again", options_.registry_set);
+        spdlog::info("Redis registry channel {} subscribed again", registryChannel(options_));
       failing = false;
       if (missed && cache_.size() > 0) co_await resyncCache();
       missed = true;
@@ -1004,7 +1018,7 @@ asio::awaitable<void> RedisStore::watchRegistry() {
     channel_socket_.close(ignored);
     if (stopping_) break;
     if (!failing) {
-      spdlog::warn("Redis registry channel {}: {}; retrying", options_.registry_set, why);
+      spdlog::warn("Redis registry channel {}: {}; retrying", registryChannel(options_), why);
       failing = true;
     }
     backoff = std::clamp(backoff * 2, options_.redis.reconnect_min,

@@ -1,8 +1,9 @@
 // redis_store.hpp — the Store on Redis, shared by every saslguard instance that points at it: a
 // policy request is one EVALSHA of a Lua script (registry check, sliding-window counters and
 // expiring distinct sets, all counts returned), atomic on the server, so parallel daemons count
-// exactly. Registry changes are published on a channel named like the registry set, and every
-// store keeps a local cache of the marks it heard of. Key layout and operation: docs/redis.md.
+// exactly. Registry changes are published on a channel named after the registry set and the
+// database, and every store keeps a local cache of the marks it heard of. Key layout and
+// operation: docs/redis.md.
 #pragma once
 
 #include <atomic>
@@ -47,6 +48,9 @@ struct RedisStoreOptions {
   // to the registry channel (command-line tools).
   std::size_t registry_cache_entries = 0;
 };
+
+// The pub/sub channel of registry changes: "<registry_set>:db<database>".
+std::string registryChannel(const RedisStoreOptions& options);
 
 struct RegistryChannelStats {
   std::uint64_t subscriptions = 0;  // successful (re)subscriptions to the registry channel

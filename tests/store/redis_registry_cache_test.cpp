@@ -16,9 +16,10 @@ namespace {
 
 using saslguard::testing::RedisServer;
 
-std::unique_ptr<RedisStore> openCachingStore(unsigned short port) {
+std::unique_ptr<RedisStore> openCachingStore(unsigned short port, int database = 0) {
   RedisStoreOptions options;
   options.redis = optionsFor(port);
+  options.redis.database = database;
   options.redis.command_timeout = 2s;
   options.registry_cache_entries = 1000;
   auto store = RedisStore::open(std::move(options));
@@ -107,6 +108,30 @@ TEST(RedisRegistryCache, AnotherStoresMarksArriveOverTheChannel) {
   ASSERT_TRUE(unblocked && !unblocked->mark);
   EXPECT_TRUE(eventually([&] { return !second->registryCache().action("carol"); }));
   EXPECT_GE(second->registryChannelStats().messages, 3u);
+}
+
+// Pub/sub ignores databases: two deployments on one Redis, the same set name in databases 0 and
+// 1, must not fill each other's caches.
+TEST(RedisRegistryCache, AnotherDatabasesMarksStayOutOfTheCache) {
+  RedisServer server;
+  auto zero = openCachingStore(server.port(), 0);
+  auto other_zero = openCachingStore(server.port(), 0);
+  auto one = openCachingStore(server.port(), 1);
+  ASSERT_TRUE(zero && other_zero && one);
+  EXPECT_EQ(registryChannel(RedisStoreOptions{}), "compromised_accts:db0");
+  ASSERT_TRUE(eventually([&] {
+    return other_zero->registryChannelStats().subscribed && one->registryChannelStats().subscribed;
+  }));
+  const auto now = Clock::now();
+  ASSERT_TRUE(zero->mark("alice", operatorMark("HOLD"), now));
+  // The same database hears it; then the other database has had every chance to.
+  ASSERT_TRUE(eventually([&] { return other_zero->registryCache().action("alice") == "HOLD"; }));
+  std::this_thread::sleep_for(100ms);
+  EXPECT_EQ(one->registryCache().action("alice"), std::nullopt);
+  EXPECT_EQ(one->registryChannelStats().messages, 0u);
+  auto seen_from_one = one->getMark("alice", now);
+  ASSERT_TRUE(seen_from_one) << seen_from_one.error().message;
+  EXPECT_FALSE(seen_from_one->has_value()) << "database 1 has no mark for alice";
 }
 
 TEST(RedisRegistryCache, ResubscribesAndDropsWhatWasClearedMeanwhile) {
