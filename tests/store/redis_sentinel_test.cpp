@@ -35,6 +35,9 @@ class SentinelSetup : public ::testing::Test {
                          RedisEndpoint{"127.0.0.1", sentinel_->port()}};
     options.master_name = "mymaster";
     options.sentinel_timeout = 300ms;
+    // Discovery (a dead sentinel, then the live one), connect and handshake within one call:
+    // 300 ms is too tight on a loaded machine, and these tests are not about the timeout.
+    options.command_timeout = 2s;
     return options;
   }
 
