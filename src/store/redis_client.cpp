@@ -432,7 +432,10 @@ void RedisClient::Impl::startWriter(Connection& connection) {
 
 asio::awaitable<void> RedisClient::Impl::writeLoop(Connection& connection,
                                                    std::uint64_t generation) {
-  // Commands queued during a write go out together in the next one.
+  // The first write waits for the calls already queued on the strand (the other requests the
+  // worker read in the same turn of its loop): they go out in one write, and their replies
+  // mostly come back in one read. Commands queued during a write go out together in the next.
+  co_await asio::post(strand_, asio::use_awaitable);
   while (connection.generation == generation && !connection.unsent.empty()) {
     std::string batch;
     batch.swap(connection.unsent);
