@@ -57,13 +57,15 @@ class TinyDnsServer {
       const auto n =
           ::recvfrom(fd_, packet, sizeof packet, 0, reinterpret_cast<sockaddr*>(&peer), &length);
       if (n < 12) continue;
-      const bool listed = n > 13 && std::memcmp(packet + 12,
-                                                "\x02"
-                                                "66\x01"
-                                                "2\x01"
-                                                "0\x03"
-                                                "192",
-                                                13) == 0;
+      // The question starts with the labels of 192.0.2.66 reversed: 66.2.0.192.
+      static constexpr char kListed[] =
+          "\x02"
+          "66\x01"
+          "2\x01"
+          "0\x03"
+          "192";
+      const bool listed = n > 12 + static_cast<long>(sizeof kListed - 1) &&
+                          std::memcmp(packet + 12, kListed, sizeof kListed - 1) == 0;
       std::size_t end = 12;  // the question: name, type, class
       while (end < static_cast<std::size_t>(n) && packet[end] != 0) end += packet[end] + 1;
       end += 5;
