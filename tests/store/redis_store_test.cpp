@@ -28,7 +28,9 @@ using saslguard::testing::RedisServer;
 RedisStoreOptions storeOptions(unsigned short port) {
   RedisStoreOptions options;
   options.redis = optionsFor(port);
-  options.redis.command_timeout = 2s;  // a loaded 2-core machine, not a timeout test
+  // A loaded 2-core machine (or a sanitizer build), not a timeout test.
+  options.redis.connect_timeout = 2s;
+  options.redis.command_timeout = 2s;
   return options;
 }
 
