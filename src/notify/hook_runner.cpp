@@ -129,17 +129,18 @@ void finishChild(Child& child, const std::string& command) {
                   (child.stderr_truncated ? " (truncated)" : "");
   }
   if (child.kill_at) {
-    SASLGUARD_COUNT(hooks_killed_total);
+    // Logged before counted: whoever sees the counter move finds the line in the log.
     spdlog::warn("hook {} for account {} killed after {} ms ({}), {}{}", command,
                  quoteForLog(child.account), elapsed_ms,
                  child.killed_at_stop ? "shutdown" : "timeout", describeStatus(status),
                  stderr_note);
+    SASLGUARD_COUNT(hooks_killed_total);
   } else if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
     // Not thinned like peer warnings: runs are bounded by max_running and the queue, and the
     // operator needs every failed report.
-    SASLGUARD_COUNT(hooks_failed_total);
     spdlog::warn("hook {} for account {} failed after {} ms: {}{}", command,
                  quoteForLog(child.account), elapsed_ms, describeStatus(status), stderr_note);
+    SASLGUARD_COUNT(hooks_failed_total);
   } else if (!stderr_note.empty()) {
     spdlog::info("hook {} for account {} finished in {} ms:{}", command, quoteForLog(child.account),
                  elapsed_ms, stderr_note);
@@ -312,9 +313,9 @@ void HookRunner::run() {
     for (const auto& notice : to_start) {
       auto child = spawnChild(options_, notice);
       if (!child) {
-        SASLGUARD_COUNT(hooks_failed_total);
         spdlog::warn("hook for account {} could not start: {}", quoteForLog(notice.account),
                      child.error().message);
+        SASLGUARD_COUNT(hooks_failed_total);
         continue;
       }
       SASLGUARD_COUNT(hooks_started_total);
