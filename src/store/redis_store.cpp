@@ -703,18 +703,7 @@ asio::awaitable<Result<bool>> RedisStore::clearAsync(std::string account, ClearI
 }
 
 Result<std::optional<Mark>> RedisStore::getMark(const std::string& account, TimePoint now) {
-  RedisPipeline commands;
-  commands.add({"SISMEMBER", options_.registry_set, account});
-  commands.add({"HGETALL", accountKey(account, "mark")});
-  auto replies = client_->pipelineBlocking(std::move(commands));
-  if (!replies) {
-    ++errors_;
-    return fail(replies.error().message);
-  }
-  for (const auto& reply : *replies) {
-    if (auto ok = replyError(reply); !ok) return tl::unexpected(ok.error());
-  }
-  return markFrom((*replies)[0], (*replies)[1], options_.registry_set, now);
+  return blockOn(getMarkAsync(account, now));
 }
 
 // getMark() awaited: the same two commands through the store's client, which hops to its own

@@ -43,18 +43,6 @@ void run(const std::string& command, const fs::path& log) {
   }
 }
 
-bool acceptsConnections(unsigned short port) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return false;
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_port = htons(port);
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  const bool connected = ::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0;
-  ::close(fd);
-  return connected;
-}
-
 // ldapi:// URLs carry the socket path percent-encoded in the host part.
 std::string percentEncodedPath(const std::string& path) {
   std::string encoded;
@@ -212,7 +200,7 @@ bool Slapd::launch() {
 bool Slapd::waitUntilAnswering(std::chrono::milliseconds timeout) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   while (std::chrono::steady_clock::now() < deadline) {
-    if (acceptsConnections(port_) && (!options_.tls || acceptsConnections(tls_port_))) {
+    if (loopbackAccepts(port_) && (!options_.tls || loopbackAccepts(tls_port_))) {
       return true;
     }
     int status = 0;
