@@ -909,8 +909,13 @@ std::string sectionHelp(std::string_view section) {
 }
 
 const Option* findOption(std::string_view name) {
+  // Compared in place: the loader looks up every key of a file, and each lookup walks the list.
   for (const auto& option : options()) {
-    if (option.name() == name) return &option;
+    if (name.size() == option.section.size() + 1 + option.key.size() &&
+        name.starts_with(option.section) && name[option.section.size()] == '.' &&
+        name.ends_with(option.key)) {
+      return &option;
+    }
   }
   return nullptr;
 }
@@ -1040,6 +1045,11 @@ std::string closestMatch(std::string_view word, const std::vector<std::string>& 
   // A third of the word, at least 1 and at most 3 edits (exclusive bound below).
   std::size_t bestDistance = std::clamp<std::size_t>(word.size() / 3, 1, 3) + 1;
   for (const auto& candidate : candidates) {
+    // The distance is at least the difference in length: a long misspelling (or a fuzzed key)
+    // costs nothing against candidates it cannot match.
+    const auto lengthGap = lowered.size() > candidate.size() ? lowered.size() - candidate.size()
+                                                             : candidate.size() - lowered.size();
+    if (lengthGap >= bestDistance) continue;
     const auto distance = editDistance(lowered, toLowerAscii(candidate));
     if (distance < bestDistance) {
       best = candidate;
