@@ -236,7 +236,9 @@ std::optional<Action> Pipeline::plan(const protocol::Request& request, TimePoint
     return finish(record, Action::Dunno, {}, work.started, reply);
   }
   if (mapping == Mapping::kFailed) {
-    SASLGUARD_COUNT(ldap_failures_total);
+    // The failed search itself was counted by the mapper (ldap_failures_total); this counts
+    // the answer, which also covers an identity that was never looked up.
+    SASLGUARD_COUNT(ldap_failure_replies_total);
     const auto* answer = lookups != nullptr && lookups->mapping ? &*lookups->mapping : nullptr;
     if (log::peerWarningAllowed()) {
       spdlog::warn("LDAP mapping of {} failed: {} (answering {})", quoteForLog(identity.account),

@@ -13,55 +13,56 @@
 
 namespace saslguard::metrics {
 
-#define SASLGUARD_COUNTERS(X)                                                                   \
-  X(requests_total, "policy requests answered")                                                 \
-  X(replies_dunno_total, "requests answered DUNNO")                                             \
-  X(replies_hold_total, "requests answered HOLD")                                               \
-  X(replies_defer_total, "requests answered DEFER")                                             \
-  X(replies_reject_total, "requests answered REJECT")                                           \
-  X(unauthenticated_total, "requests skipped because no account was authenticated")             \
-  X(allowlisted_total, "requests skipped by an allow list")                                     \
-  X(registry_hits_total, "requests refused because the account is marked compromised")          \
-  X(marks_total, "new compromise marks")                                                        \
-  X(shadow_verdicts_total, "verdicts not enforced because the detector is in shadow mode")      \
-  X(malformed_total, "requests that failed to parse (bad line, wrong request type)")            \
-  X(oversized_total, "requests over a protocol size limit")                                     \
-  X(truncated_total, "connections closed in the middle of a request")                           \
-  X(store_errors_total, "state store calls that failed (answered fail-open)")                   \
-  X(connections_accepted_total, "connections accepted")                                         \
-  X(connections_refused_total, "connections refused at the max_connections limit")              \
-  X(connections_idle_closed_total, "connections closed after the idle timeout")                 \
-  X(reloads_total, "successful configuration reloads")                                          \
-  X(reload_failures_total, "configuration reloads rejected (old configuration kept)")           \
-  X(control_requests_total, "control socket commands served")                                   \
-  X(eventlog_rows_written_total, "event log rows written to the database")                      \
-  X(eventlog_rows_dropped_total, "event log rows dropped (queue full, refused, shutdown)")      \
-  X(eventlog_write_errors_total, "event log database errors (connect, write, cleanup)")         \
-  X(dns_queries_total, "DNS queries sent")                                                      \
-  X(dns_cache_hits_total, "DNS lookups answered from the cache (positive or negative)")         \
-  X(dns_merged_total, "DNS lookups that joined a query already in flight")                      \
-  X(dns_timeouts_total, "DNS queries that timed out after every try")                           \
-  X(dns_failures_total, "DNS queries failed (SERVFAIL, refused, other errors)")                 \
-  X(dns_invalid_answers_total, "DNSBL answers outside 127.0.0.0/8 (an error, not a listing)")   \
-  X(reputation_lookups_total, "reputation checks that looked a zone up")                        \
-  X(reputation_listed_total, "reputation lookups that found the item listed")                   \
-  X(reputation_failures_total, "reputation checks answered by dns_failure_action")              \
-  X(hooks_started_total, "hook commands started")                                               \
-  X(hooks_failed_total, "hook commands that exited non-zero or could not start")                \
-  X(hooks_killed_total, "hook commands killed at their timeout")                                \
-  X(hooks_dropped_total, "hook runs dropped because the queue was full")                        \
-  X(mails_sent_total, "operator e-mails delivered to the SMTP server")                          \
-  X(mail_attempts_failed_total, "operator e-mail attempts that failed (retried later)")         \
-  X(mails_dropped_total, "operator e-mails given up (retries spent, queue full, shutdown)")     \
-  X(geoip_lookups_total, "GeoIP country lookups")                                               \
-  X(geoip_reloads_total, "GeoIP databases reloaded after the file changed")                     \
-  X(geoip_reload_failures_total, "GeoIP reloads that failed (the old database is kept)")        \
-  X(ldap_lookups_total, "LDAP searches sent")                                                   \
-  X(ldap_cache_hits_total, "identity mappings answered from the LDAP cache")                    \
-  X(ldap_failures_total, "LDAP searches that failed (server down, timeout, bad answer)")        \
-  X(ldap_dropped_total, "LDAP mappings refused because the queue was full")                     \
-  X(geo_fired_total, "requests over a geo limit (IPs or countries)")                            \
-  X(store_batches_total, "state store batch calls (one per request that reaches the registry)") \
+#define SASLGUARD_COUNTERS(X)                                                                     \
+  X(requests_total, "policy requests answered")                                                   \
+  X(replies_dunno_total, "requests answered DUNNO")                                               \
+  X(replies_hold_total, "requests answered HOLD")                                                 \
+  X(replies_defer_total, "requests answered DEFER")                                               \
+  X(replies_reject_total, "requests answered REJECT")                                             \
+  X(unauthenticated_total, "requests skipped because no account was authenticated")               \
+  X(allowlisted_total, "requests skipped by an allow list")                                       \
+  X(registry_hits_total, "requests refused because the account is marked compromised")            \
+  X(marks_total, "new compromise marks")                                                          \
+  X(shadow_verdicts_total, "verdicts not enforced because the detector is in shadow mode")        \
+  X(malformed_total, "requests that failed to parse (bad line, wrong request type)")              \
+  X(oversized_total, "requests over a protocol size limit")                                       \
+  X(truncated_total, "connections closed in the middle of a request")                             \
+  X(store_errors_total, "state store calls that failed (answered fail-open)")                     \
+  X(connections_accepted_total, "connections accepted")                                           \
+  X(connections_refused_total, "connections refused at the max_connections limit")                \
+  X(connections_idle_closed_total, "connections closed after the idle timeout")                   \
+  X(reloads_total, "successful configuration reloads")                                            \
+  X(reload_failures_total, "configuration reloads rejected (old configuration kept)")             \
+  X(control_requests_total, "control socket commands served")                                     \
+  X(eventlog_rows_written_total, "event log rows written to the database")                        \
+  X(eventlog_rows_dropped_total, "event log rows dropped (queue full, refused, shutdown)")        \
+  X(eventlog_write_errors_total, "event log database errors (connect, write, cleanup)")           \
+  X(dns_queries_total, "DNS queries sent")                                                        \
+  X(dns_cache_hits_total, "DNS lookups answered from the cache (positive or negative)")           \
+  X(dns_merged_total, "DNS lookups that joined a query already in flight")                        \
+  X(dns_timeouts_total, "DNS queries that timed out after every try")                             \
+  X(dns_failures_total, "DNS queries failed (SERVFAIL, refused, other errors)")                   \
+  X(dns_invalid_answers_total, "DNSBL answers outside 127.0.0.0/8 (an error, not a listing)")     \
+  X(reputation_lookups_total, "reputation checks that looked a zone up")                          \
+  X(reputation_listed_total, "reputation lookups that found the item listed")                     \
+  X(reputation_failures_total, "reputation checks answered by dns_failure_action")                \
+  X(hooks_started_total, "hook commands started")                                                 \
+  X(hooks_failed_total, "hook commands that exited non-zero or could not start")                  \
+  X(hooks_killed_total, "hook commands killed at their timeout")                                  \
+  X(hooks_dropped_total, "hook runs dropped because the queue was full")                          \
+  X(mails_sent_total, "operator e-mails delivered to the SMTP server")                            \
+  X(mail_attempts_failed_total, "operator e-mail attempts that failed (retried later)")           \
+  X(mails_dropped_total, "operator e-mails given up (retries spent, queue full, shutdown)")       \
+  X(geoip_lookups_total, "GeoIP country lookups")                                                 \
+  X(geoip_reloads_total, "GeoIP databases reloaded after the file changed")                       \
+  X(geoip_reload_failures_total, "GeoIP reloads that failed (the old database is kept)")          \
+  X(ldap_lookups_total, "LDAP searches sent")                                                     \
+  X(ldap_cache_hits_total, "identity mappings answered from the LDAP cache")                      \
+  X(ldap_failures_total, "LDAP searches that failed (server down, timeout, bad answer)")          \
+  X(ldap_dropped_total, "LDAP mappings refused because the queue was full")                       \
+  X(ldap_failure_replies_total, "requests answered with ldap.failure_action (identity unmapped)") \
+  X(geo_fired_total, "requests over a geo limit (IPs or countries)")                              \
+  X(store_batches_total, "state store batch calls (one per request that reaches the registry)")   \
   X(registry_cache_answers_total, "store failures answered from the local registry cache")
 
 // Labels of the per-thread labelled counters: fixed enums index fixed arrays, so the request

@@ -3,6 +3,10 @@
 // plan → one store call → evaluate wiring. Time is injected; nothing sleeps.
 #include <gtest/gtest.h>
 
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <optional>
+
 #include "engine/pipeline.hpp"
 #include "metrics/metrics.hpp"
 #include "protocol/parser.hpp"
@@ -318,6 +322,51 @@ TEST(RecentDecisions, KeepsOnlyTheNewestWithinCapacity) {
   ASSERT_EQ(kept.size(), 2u);
   EXPECT_EQ(kept[0].duration_us, 9u);
   EXPECT_EQ(kept[1].duration_us, 8u);
+}
+
+std::uint64_t counterValue(std::string_view name) {
+  for (const auto& sample : metrics::snapshot()) {
+    if (sample.name == name) return sample.value;
+  }
+  ADD_FAILURE() << "no counter " << name;
+  return 0;
+}
+
+// A failed identity mapping is one failed search (the mapper counts it) and one request answered
+// with ldap.failure_action (the pipeline counts that): each once, in its own counter, so
+// backend_errors_total{backend="ldap"} counts searches, not searches plus replies.
+TEST_F(PipelineTest, AFailedLdapMappingCountsOneFailedSearchAndOneFailureReply) {
+  config::Settings settings;
+  settings.ldap.enabled = true;
+  settings.ldap.uris = {"ldap://127.0.0.1:1"};  // nothing listens there: refused at once
+  settings.ldap.base_dn = "dc=example,dc=org";
+  settings.ldap.failure_action = "DEFER";
+  auto pipeline = buildConfigured(settings);
+  text_ = "request=smtpd_access_policy\nprotocol_state=RCPT\nsasl_username=alice@example.org\n\n";
+  protocol::RequestParser parser;
+  ASSERT_EQ(parser.parse(text_, request_).status, protocol::ParseStatus::Complete);
+  const auto searches = counterValue("ldap_failures_total");
+  const auto replies = counterValue("ldap_failure_replies_total");
+
+  ASSERT_TRUE(pipeline->needsLookups(request_, kNow));
+  boost::asio::io_context context;
+  std::optional<Lookups> looked_up;
+  boost::asio::co_spawn(
+      context, pipeline->lookups(request_, kNow, Enrichers{}),
+      [&](std::exception_ptr, Lookups lookups) { looked_up = std::move(lookups); });
+  context.run_for(std::chrono::seconds(30));
+  ASSERT_TRUE(looked_up.has_value());
+  EXPECT_TRUE(looked_up->failed);
+  std::string reply;
+  EXPECT_EQ(pipeline->decide(request_, kNow, reply, &*looked_up), Action::Defer);
+  EXPECT_EQ(counterValue("ldap_failures_total") - searches, 1u);
+  EXPECT_EQ(counterValue("ldap_failure_replies_total") - replies, 1u);
+
+  // Not looked up at all (decide() without lookups): a failure reply, and no search to count.
+  reply.clear();
+  EXPECT_EQ(pipeline->decide(request_, kNow, reply), Action::Defer);
+  EXPECT_EQ(counterValue("ldap_failures_total") - searches, 1u);
+  EXPECT_EQ(counterValue("ldap_failure_replies_total") - replies, 2u);
 }
 
 }  // namespace
