@@ -261,7 +261,9 @@ std::vector<Option> buildTable() {
       .help("directory of the embedded database and the control socket");
   SASLGUARD_OPTION(state, flush_interval_ms)
       .range(10, 60000)
-      .help("pace at which counters are written behind the request path");
+      .help(
+          "pace at which counters are written behind the request path (a kill -9 loses about this "
+          "much counting)");
   SASLGUARD_OPTION(state, max_accounts)
       .range(1, 1000000000)
       .help("most accounts tracked in memory at once");

@@ -95,7 +95,7 @@ struct RegistrySettings {
 struct StateSettings {
   std::string backend = "embedded";
   std::string dir = "/var/lib/saslguard";
-  int flush_interval_ms = 1000;         // counters written behind the request path at this pace
+  int flush_interval_ms = 500;          // counters written behind the request path at this pace
   std::int64_t max_accounts = 2000000;  // tracked accounts held in memory at most
   int idle_expiry_s = 172800;           // an account with no activity for this long is forgotten
   std::int64_t lmdb_map_size_mb = 4096;

@@ -28,7 +28,7 @@ namespace saslguard::store {
 
 struct EmbeddedStoreOptions {
   std::filesystem::path dir;     // created if missing; holds state.mdb, state.mdb-lock, state.lock
-  int flush_interval_ms = 1000;  // counters and sets reach the disk at this pace
+  int flush_interval_ms = 500;   // counters and sets reach the disk at this pace
   std::int64_t max_accounts = 2'000'000;  // accounts held in memory at most (marked ones always)
   int idle_expiry_s = 172800;             // an unmarked account idle this long is forgotten
   std::int64_t map_size_mb = 4096;        // LMDB map size (state.lmdb_map_size_mb)

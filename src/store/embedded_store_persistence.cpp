@@ -437,6 +437,7 @@ void EmbeddedStore::flusherLoop() {
 Result<void> EmbeddedStore::flushNow() {
   std::lock_guard flush_lock(flush_mutex_);
   if (!env_) return fail("state store is closed");
+  const auto started = SteadyClock::now();
   const std::int64_t now_ms = backgroundNowMs();
   const std::int64_t now_s = floorSeconds(now_ms);
 
@@ -482,12 +483,27 @@ Result<void> EmbeddedStore::flushNow() {
       if (it != expiring->end() && it->second == mark.expires_ms) expiring->erase(it);
     }
   }
+  const std::size_t journaled = batch.records.size();
   batch.clear();
+  const auto journal_done = SteadyClock::now();
 
   if (auto folded = checkpointStep(false); !folded) {
     flush_errors_.fetch_add(1, std::memory_order_relaxed);
     spdlog::error("state: checkpoint failed, retrying next interval: {}", folded.error().message);
     return folded;
+  }
+  // What a kill -9 loses is what changed since the last journal commit: a flush that takes
+  // half the interval or more widens that window, and the operator should hear of it.
+  const auto took = SteadyClock::now() - started;
+  if (took * 2 >= std::chrono::milliseconds(options_.flush_interval_ms)) {
+    using std::chrono::duration_cast;
+    using std::chrono::milliseconds;
+    spdlog::warn(
+        "state: slow flush: {} ms (journal of {} accounts {} ms, checkpoint step {} ms); a "
+        "crash now loses up to flush_interval_ms plus this",
+        duration_cast<milliseconds>(took).count(), journaled,
+        duration_cast<milliseconds>(journal_done - started).count(),
+        duration_cast<milliseconds>(SteadyClock::now() - journal_done).count());
   }
   return {};
 }

@@ -1,7 +1,7 @@
 // kill_restart_test.cpp — crash-only: saslguard killed with SIGKILL many times under load and
 // restarted on the same state directory. Every operator change acknowledged before a kill (marks
 // through the API and the control socket, clears, geo custom settings) is there afterwards, and a
-// kill loses at most about state.flush_interval_ms of counted recipients.
+// kill loses at most one second of counted recipients (state.flush_interval_ms is 500 ms).
 // SASLGUARD_FAULTS_KILL_ITERATIONS sets the number of kills (tests/faults/run-kill-restart.sh:
 // 100).
 #include <gtest/gtest.h>
@@ -30,7 +30,13 @@ using std::chrono::milliseconds;
 namespace json = boost::json;
 
 constexpr int kDefaultIterations = 20;
-constexpr milliseconds kFlushInterval{1000};  // state.flush_interval_ms's default
+constexpr milliseconds kFlushInterval{500};  // state.flush_interval_ms's default
+constexpr milliseconds kMostCountingLost{1000};
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+constexpr bool kEnforceCountingBound = false;  // reported only: flushes run several times slower
+#else
+constexpr bool kEnforceCountingBound = true;
+#endif
 constexpr int kRecipientsPerMessage = 3;
 const std::string kCounted = "counted@example.org";
 
@@ -73,10 +79,8 @@ class CountingClient {
     if (thread_.joinable()) thread_.join();
   }
   std::size_t messages() const { return acknowledged_.size(); }
-  std::size_t messagesSince(SteadyClock::time_point from) const {
-    return static_cast<std::size_t>(std::count_if(acknowledged_.begin(), acknowledged_.end(),
-                                                  [&](auto at) { return at >= from; }));
-  }
+  const std::vector<SteadyClock::time_point>& acknowledgedTimes() const { return acknowledged_; }
+
   const std::string& unexpected() const { return unexpected_; }
 
  private:
@@ -86,6 +90,16 @@ class CountingClient {
   std::string unexpected_;
   std::thread thread_;
 };
+
+// How long before `killed_at` the newest `lost_messages` of `acknowledged` were answered: the
+// seconds of counting a kill lost.
+double secondsLost(const std::vector<SteadyClock::time_point>& acknowledged,
+                   std::size_t lost_messages, SteadyClock::time_point killed_at) {
+  if (lost_messages == 0 || acknowledged.empty()) return 0;
+  const auto oldest =
+      acknowledged[acknowledged.size() - std::min(lost_messages, acknowledged.size())];
+  return std::chrono::duration<double>(killed_at - oldest).count();
+}
 
 // Other accounts' RCPT requests on a second connection, so the store has more than one account.
 class BackgroundClient {
@@ -151,7 +165,7 @@ struct Statistic {
   }
 };
 
-TEST(KillRestart, NoAcknowledgedChangeIsLostAndCountersLoseAtMostAFlushInterval) {
+TEST(KillRestart, NoAcknowledgedChangeIsLostAndCountersLoseAtMostASecond) {
   TempDir dir;
   const auto state = (dir / "state").string();
   const auto database = dir / "country.mmdb";
@@ -172,10 +186,11 @@ TEST(KillRestart, NoAcknowledgedChangeIsLostAndCountersLoseAtMostAFlushInterval)
   std::set<std::string> expect_marked, expect_cleared;
   std::map<std::string, int> expect_custom;  // sender -> ips
   int api_blocks = 0, cli_blocks = 0, clears = 0, custom_changes = 0;
-  Statistic start_ms, lost_recipients, window_recipients, load_messages;
+  Statistic start_ms, lost_recipients, lost_seconds, load_messages;
   std::uint64_t max_lost = 0;
-  int over_bound = 0;               // kills that lost more than a flush interval's recipients
-  std::uint64_t pending_bound = 0;  // recipients acknowledged within a flush interval of the kill
+  int over_bound = 0;  // kills that lost more than kMostCountingLost of counting
+  std::vector<SteadyClock::time_point> last_acknowledged;  // the last life's answers
+  SteadyClock::time_point last_killed_at;
   const auto started = SteadyClock::now();
 
   for (int life = 0; life <= kills; ++life) {
@@ -195,14 +210,18 @@ TEST(KillRestart, NoAcknowledgedChangeIsLostAndCountersLoseAtMostAFlushInterval)
     max_lost = std::max<std::uint64_t>(max_lost, lost);
     if (life > 0) {
       lost_recipients.add(static_cast<double>(lost));
-      // Open finding (docs/reliability.md): under a saturating load a kill sometimes lost several
-      // seconds of counts, not one flush interval; reported, and enforced with
-      // SASLGUARD_FAULTS_STRICT_COUNTERS=1 until the flusher is fixed.
-      if (lost > pending_bound) ++over_bound;
-      if (std::getenv("SASLGUARD_FAULTS_STRICT_COUNTERS")) {
-        EXPECT_LE(lost, pending_bound)
-            << "life " << life << ": lost " << lost
-            << " recipients, more than the last flush interval's " << pending_bound;
+      const auto lost_messages = (lost + kRecipientsPerMessage - 1) / kRecipientsPerMessage;
+      const double seconds = secondsLost(last_acknowledged, lost_messages, last_killed_at);
+      lost_seconds.add(seconds);
+      if (seconds > std::chrono::duration<double>(kMostCountingLost).count()) {
+        ++over_bound;
+        // What the store said about its flushes in the life that lost too much.
+        std::ifstream previous(dir / ("daemon-" + std::to_string(life - 1) + ".log"));
+        std::cout << "[kill -9] life " << life - 1 << " lost " << lost << " recipients, " << seconds
+                  << " s of counting; its store lines:\n";
+        for (std::string line; std::getline(previous, line);) {
+          if (line.find("state:") != std::string::npos) std::cout << "  " << line << "\n";
+        }
       }
     }
     acknowledged_recipients = *counted;  // counting goes on from what survived
@@ -211,6 +230,12 @@ TEST(KillRestart, NoAcknowledgedChangeIsLostAndCountersLoseAtMostAFlushInterval)
     std::uint64_t acknowledged_before = acknowledged_recipients;
     CountingClient counting(daemon.port(), serial);
     BackgroundClient background(daemon.port());
+    // And a load that keeps both cores busy (16 connections, closed loop), so the flusher
+    // works on a saturated machine, as it would on the worst day.
+    LoadGenerator saturating({"--target", "127.0.0.1:" + std::to_string(daemon.port()),
+                              "--connections", "16", "--threads", "1", "--duration", "5",
+                              "--timeout-ms", "10000", "--accounts", "2000", "--quiet"},
+                             dir / ("load-" + std::to_string(life) + ".out"));
 
     // Operator changes, each counted once acknowledged.
     const auto block = "api-block-" + std::to_string(life) + "@example.org";
@@ -253,12 +278,9 @@ TEST(KillRestart, NoAcknowledgedChangeIsLostAndCountersLoseAtMostAFlushInterval)
     EXPECT_EQ(counting.unexpected(), "");
     acknowledged_recipients = acknowledged_before + counting.messages() * kRecipientsPerMessage;
     load_messages.add(static_cast<double>(counting.messages()));
-    // A kill loses what was counted since the last flush: at most the last flush interval
-    // (plus the time a flush takes on a loaded machine).
-    const auto window =
-        counting.messagesSince(killed_at - kFlushInterval - 500ms) * kRecipientsPerMessage;
-    window_recipients.add(static_cast<double>(window));
-    pending_bound = window;  // checked at the next start
+    // A kill loses what was counted since the last journal commit (checked at the next start).
+    last_acknowledged = counting.acknowledgedTimes();
+    last_killed_at = killed_at;
   }
 
   // Every acknowledged change, after all the kills.
@@ -293,8 +315,14 @@ TEST(KillRestart, NoAcknowledgedChangeIsLostAndCountersLoseAtMostAFlushInterval)
             << "\n[kill -9] start to ready: " << start_ms.text() << " ms"
             << "\n[kill -9] messages acknowledged per life: " << load_messages.text()
             << "\n[kill -9] recipients lost per kill: " << lost_recipients.text() << " (max "
-            << max_lost << "); acknowledged within flush interval + 0.5 s of a kill: "
-            << window_recipients.text() << "; kills over that bound: " << over_bound << std::endl;
+            << max_lost << ")\n[kill -9] seconds of counting lost per kill: " << lost_seconds.text()
+            << " (flush interval " << kFlushInterval.count() << " ms); kills that lost more than "
+            << kMostCountingLost.count() << " ms: " << over_bound << std::endl;
+  // A durability bound, not a speed one: a kill may lose the counting since the last journal
+  // commit, and commits come every 500 ms. Sanitized builds flush several times slower.
+  if (kEnforceCountingBound) {
+    EXPECT_EQ(over_bound, 0) << "kills that lost over 1 s of counting";
+  }
 }
 
 }  // namespace
