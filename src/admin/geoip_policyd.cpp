@@ -300,7 +300,7 @@ class GeoipPolicydApi {
       batch.account = *account;
       geo->plan(detector_context, batch);
       auto mark = co_await context_->store->getMarkAsync(*account, now);
-      auto view = context_->store->view(*account, now);
+      auto view = co_await context_->store->viewAsync(*account, now);
       if (!mark || !view) {
         error = !mark ? mark.error().message : view.error().message;
       } else {
@@ -312,7 +312,7 @@ class GeoipPolicydApi {
       }
     }
 
-    auto view = context_->store->view(*account, now);
+    auto view = co_await context_->store->viewAsync(*account, now);
     json::object object{{"remote_addr", client},
                         {"policy_reject", reject},
                         {"whitelisted", !described.counted || described.trusted},

@@ -18,6 +18,10 @@
 #include "common/strings.hpp"
 #include "metrics/metrics.hpp"
 
+// g++ 12 reports asio's coroutine frame delete as mismatched once a coroutine is inlined into a
+// lambda (a false positive: the frame's own operator new and delete are paired).
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+
 namespace saslguard::server {
 
 namespace json = boost::json;
@@ -65,31 +69,42 @@ static json::object blockedAnswer(const std::string& account, const std::string&
   return json::object{{"ok", true}, {"new", marked->is_new}};
 }
 
+static std::size_t listLimit(const json::object& command) {
+  std::size_t limit = 1000;
+  if (const auto* l = command.if_contains("limit"); l != nullptr && l->is_int64()) {
+    limit = static_cast<std::size_t>(std::clamp<std::int64_t>(l->as_int64(), 1, 100000));
+  }
+  return limit;
+}
+
+static json::object listedAnswer(
+    const Result<std::vector<std::pair<std::string, store::Mark>>>& marks) {
+  if (!marks) return failure(marks.error().message);
+  json::array accounts;
+  for (const auto& [account, mark] : *marks) {
+    auto entry = markToJson(mark);
+    entry["account"] = account;
+    accounts.push_back(std::move(entry));
+  }
+  return json::object{{"ok", true}, {"accounts", std::move(accounts)}};
+}
+
+static json::object shownAnswer(const Result<store::AccountView>& view) {
+  if (!view) return failure(view.error().message);
+  return json::object{{"ok", true}, {"account", accountViewToJson(*view)}};
+}
+
 json::object executeControl(const json::object& command, store::Store& store,
                             const std::string& caller) {
   const auto name = stringField(command, "command");
   const auto now = Clock::now();
   if (name == "accounts.list") {
-    std::size_t limit = 1000;
-    if (const auto* l = command.if_contains("limit"); l != nullptr && l->is_int64()) {
-      limit = static_cast<std::size_t>(std::clamp<std::int64_t>(l->as_int64(), 1, 100000));
-    }
-    auto marks = store.listMarks(stringField(command, "after"), limit, now);
-    if (!marks) return failure(marks.error().message);
-    json::array accounts;
-    for (const auto& [account, mark] : *marks) {
-      auto entry = markToJson(mark);
-      entry["account"] = account;
-      accounts.push_back(std::move(entry));
-    }
-    return json::object{{"ok", true}, {"accounts", std::move(accounts)}};
+    return listedAnswer(store.listMarks(stringField(command, "after"), listLimit(command), now));
   }
   if (name == "accounts.show") {
     const auto account = stringField(command, "account");
     if (account.empty()) return failure("accounts.show needs an account");
-    auto view = store.view(account, now);
-    if (!view) return failure(view.error().message);
-    return json::object{{"ok", true}, {"account", accountViewToJson(*view)}};
+    return shownAnswer(store.view(account, now));
   }
   if (name == "accounts.clear") {
     const auto account = stringField(command, "account");
@@ -123,8 +138,19 @@ asio::awaitable<json::object> executeControlAsync(json::object command, store::S
                                                   std::string caller) {
   const auto name = stringField(command, "command");
   const auto now = Clock::now();
-  // The registry changes wait on the store (Redis: up to command_timeout_ms when it is frozen),
-  // so they are awaited; the loop serves the admin API and other clients meanwhile.
+  // Everything that reads or changes the store waits on it (Redis: up to command_timeout_ms when
+  // it is frozen), so it is awaited; the loop serves the admin API and other clients meanwhile.
+  if (name == "accounts.list") {
+    const auto listed =
+        co_await store.listMarksAsync(stringField(command, "after"), listLimit(command), now);
+    co_return listedAnswer(listed);
+  }
+  if (name == "accounts.show") {
+    const auto account = stringField(command, "account");
+    if (account.empty()) co_return failure("accounts.show needs an account");
+    const auto view = co_await store.viewAsync(account, now);
+    co_return shownAnswer(view);
+  }
   if (name == "accounts.clear") {
     const auto account = stringField(command, "account");
     if (account.empty()) co_return failure("accounts.clear needs an account");

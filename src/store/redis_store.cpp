@@ -736,62 +736,47 @@ asio::awaitable<Result<std::size_t>> RedisStore::forgetSetsAsync(std::string acc
 Result<std::vector<std::pair<std::string, Mark>>> RedisStore::listMarks(const std::string& after,
                                                                         std::size_t limit,
                                                                         TimePoint now) {
-  // The registry set is unordered: sort its members, then read the page's hashes at once.
-  auto members = client_->commandBlocking({"SMEMBERS", options_.registry_set});
-  if (!members) {
-    ++errors_;
-    return fail(members.error().message);
-  }
-  if (auto ok = replyError(*members); !ok) return tl::unexpected(ok.error());
-  std::vector<std::string> accounts;
-  for (auto& member : members->elements) {
-    if (member.text > after) accounts.push_back(std::move(member.text));
-  }
-  std::sort(accounts.begin(), accounts.end());
-  std::vector<std::pair<std::string, Mark>> marks;
-  for (std::size_t start = 0; start < accounts.size() && marks.size() < limit;) {
-    const std::size_t end = std::min(accounts.size(), start + std::max<std::size_t>(limit, 16));
-    RedisPipeline commands;
-    for (std::size_t i = start; i < end; ++i) {
-      commands.add({"HGETALL", accountKey(accounts[i], "mark")});
-    }
-    auto hashes = client_->pipelineBlocking(std::move(commands));
-    if (!hashes) {
-      ++errors_;
-      return fail(hashes.error().message);
-    }
-    const RedisReply listed{RedisReply::Type::kInteger, "", 1, {}};
-    for (std::size_t i = start; i < end && marks.size() < limit; ++i) {
-      const auto& hash = (*hashes)[i - start];
-      if (auto ok = replyError(hash); !ok) return tl::unexpected(ok.error());
-      if (auto mark = markFrom(listed, hash, options_.registry_set, now)) {
-        marks.emplace_back(accounts[i], std::move(*mark));
-      }
-    }
-    start = end;
-  }
-  return marks;
+  return blockOn(listMarksAsync(after, limit, now));
 }
 
-Result<AccountView> RedisStore::view(const std::string& account, TimePoint now) {
-  const std::int64_t now_s = floorSeconds(toUnixMs(now));
+namespace {
+
+// The commands and the parsing of a listing and of an account's view, apart from the coroutines
+// that send them (g++ 12 miscompiles braced lists of literals inside coroutines).
+// What SISMEMBER answers for a member: the listing's accounts are members of the registry set.
+RedisReply memberReply() {
+  return RedisReply{RedisReply::Type::kInteger, "", 1, {}};
+}
+
+RedisPipeline markHashesCommands(const RedisStore& store, const std::vector<std::string>& accounts,
+                                 std::size_t start, std::size_t end) {
+  RedisPipeline commands;
+  for (std::size_t i = start; i < end; ++i) {
+    commands.add({"HGETALL", store.accountKey(accounts[i], "mark")});
+  }
+  return commands;
+}
+
+RedisPipeline viewFirstCommands(const RedisStore& store, const std::string& registry_set,
+                                const std::string& account) {
   RedisPipeline first;
-  first.add({"SISMEMBER", options_.registry_set, account});
-  first.add({"HGETALL", accountKey(account, "mark")});
-  first.add({"HGETALL", accountKey(account, "names")});
-  first.add({"LRANGE", accountKey(account, "audit"), "0", "-1"});
-  auto replies = client_->pipelineBlocking(std::move(first));
-  if (!replies) {
-    ++errors_;
-    return fail(replies.error().message);
-  }
-  for (const auto& reply : *replies) {
-    if (auto ok = replyError(reply); !ok) return tl::unexpected(ok.error());
-  }
+  first.add({"SISMEMBER", registry_set, account});
+  first.add({"HGETALL", store.accountKey(account, "mark")});
+  first.add({"HGETALL", store.accountKey(account, "names")});
+  first.add({"LRANGE", store.accountKey(account, "audit"), "0", "-1"});
+  return first;
+}
+
+// The view's mark and audit from the first replies; `names` (sorted) and `set_ttl_s` ("c:<counter>"
+// -> window_s, "s:<set>" -> ttl_s of the latest touch) say what to read next.
+AccountView viewFromFirstReplies(const std::string& account, const std::vector<RedisReply>& replies,
+                                 const std::string& registry_set, TimePoint now,
+                                 std::vector<std::string>& names,
+                                 std::map<std::string, std::int64_t>& set_ttl_s) {
   AccountView view;
   view.account = account;
-  view.mark = markFrom((*replies)[0], (*replies)[1], options_.registry_set, now);
-  for (const auto& line : (*replies)[3].elements) {
+  view.mark = markFrom(replies[0], replies[1], registry_set, now);
+  for (const auto& line : replies[3].elements) {
     boost::system::error_code error;
     const auto parsed = boost::json::parse(line.text, error);
     if (error || !parsed.is_object()) continue;
@@ -809,32 +794,34 @@ Result<AccountView> RedisStore::view(const std::string& account, TimePoint now) 
     entry.evidence = text("evidence");
     view.audit.push_back(std::move(entry));
   }
-
-  // "c:<counter>" -> window_s, "s:<set>" -> ttl_s (the latest touch's).
-  std::vector<std::string> names;
-  std::map<std::string, std::int64_t> set_ttl_s;
-  const auto& name_fields = (*replies)[2].elements;
+  const auto& name_fields = replies[2].elements;
   for (std::size_t f = 0; f + 1 < name_fields.size(); f += 2) {
     names.push_back(name_fields[f].text);
     set_ttl_s[name_fields[f].text] = parseInteger(name_fields[f + 1].text).value_or(0);
   }
   std::sort(names.begin(), names.end());
-  if (names.empty()) return view;
+  return view;
+}
+
+RedisPipeline viewDetailCommands(const RedisStore& store, const std::string& account,
+                                 const std::vector<std::string>& names) {
   RedisPipeline details;
   for (const auto& name : names) {
     if (name.starts_with("c:")) {
-      details.add({"HGETALL", accountKey(account, name)});
+      details.add({"HGETALL", store.accountKey(account, name)});
     } else {
-      details.add({"ZRANGE", accountKey(account, name), "0", "-1", "WITHSCORES"});
+      details.add({"ZRANGE", store.accountKey(account, name), "0", "-1", "WITHSCORES"});
     }
   }
-  auto contents = client_->pipelineBlocking(std::move(details));
-  if (!contents) {
-    ++errors_;
-    return fail(contents.error().message);
-  }
+  return details;
+}
+
+void addViewDetails(AccountView& view, const std::vector<std::string>& names,
+                    std::map<std::string, std::int64_t>& set_ttl_s,
+                    const std::vector<RedisReply>& contents, TimePoint now) {
+  const std::int64_t now_s = floorSeconds(toUnixMs(now));
   for (std::size_t i = 0; i < names.size(); ++i) {
-    const auto& reply = (*contents)[i];
+    const auto& reply = contents[i];
     if (reply.isError() || reply.elements.empty()) continue;  // expired since
     const auto name = names[i].substr(2);
     if (names[i].starts_with("c:")) {
@@ -871,7 +858,71 @@ Result<AccountView> RedisStore::view(const std::string& account, TimePoint now) 
       view.sets.push_back(std::move(set));
     }
   }
-  return view;
+}
+
+}  // namespace
+
+asio::awaitable<Result<std::vector<std::pair<std::string, Mark>>>> RedisStore::listMarksAsync(
+    std::string after, std::size_t limit, TimePoint now) {
+  // The registry set is unordered: sort its members, then read the page's hashes at once.
+  const std::string_view smembers = "SMEMBERS";
+  auto members = co_await client_->command(smembers, options_.registry_set);
+  if (!members) {
+    ++errors_;
+    co_return fail(members.error().message);
+  }
+  if (auto ok = replyError(*members); !ok) co_return tl::unexpected(ok.error());
+  std::vector<std::string> accounts;
+  for (auto& member : members->elements) {
+    if (member.text > after) accounts.push_back(std::move(member.text));
+  }
+  std::sort(accounts.begin(), accounts.end());
+  std::vector<std::pair<std::string, Mark>> marks;
+  const RedisReply listed = memberReply();
+  for (std::size_t start = 0; start < accounts.size() && marks.size() < limit;) {
+    const std::size_t end = std::min(accounts.size(), start + std::max<std::size_t>(limit, 16));
+    auto hashes = co_await client_->pipeline(markHashesCommands(*this, accounts, start, end));
+    if (!hashes) {
+      ++errors_;
+      co_return fail(hashes.error().message);
+    }
+    for (std::size_t i = start; i < end && marks.size() < limit; ++i) {
+      const auto& hash = (*hashes)[i - start];
+      if (auto ok = replyError(hash); !ok) co_return tl::unexpected(ok.error());
+      if (auto mark = markFrom(listed, hash, options_.registry_set, now)) {
+        marks.emplace_back(accounts[i], std::move(*mark));
+      }
+    }
+    start = end;
+  }
+  co_return marks;
+}
+
+Result<AccountView> RedisStore::view(const std::string& account, TimePoint now) {
+  return blockOn(viewAsync(account, now));
+}
+
+asio::awaitable<Result<AccountView>> RedisStore::viewAsync(std::string account, TimePoint now) {
+  auto replies =
+      co_await client_->pipeline(viewFirstCommands(*this, options_.registry_set, account));
+  if (!replies) {
+    ++errors_;
+    co_return fail(replies.error().message);
+  }
+  for (const auto& reply : *replies) {
+    if (auto ok = replyError(reply); !ok) co_return tl::unexpected(ok.error());
+  }
+  std::vector<std::string> names;
+  std::map<std::string, std::int64_t> set_ttl_s;
+  auto view = viewFromFirstReplies(account, *replies, options_.registry_set, now, names, set_ttl_s);
+  if (names.empty()) co_return view;
+  auto contents = co_await client_->pipeline(viewDetailCommands(*this, account, names));
+  if (!contents) {
+    ++errors_;
+    co_return fail(contents.error().message);
+  }
+  addViewDetails(view, names, set_ttl_s, *contents, now);
+  co_return view;
 }
 
 Result<std::size_t> RedisStore::forgetSets(const std::string& account, std::string_view name_prefix,

@@ -97,6 +97,10 @@ class RedisStore final : public Store {
   boost::asio::awaitable<Result<std::size_t>> forgetSetsAsync(std::string account,
                                                               std::string name_prefix,
                                                               TimePoint now) override;
+  boost::asio::awaitable<Result<std::vector<std::pair<std::string, Mark>>>> listMarksAsync(
+      std::string after, std::size_t limit, TimePoint now) override;
+  boost::asio::awaitable<Result<AccountView>> viewAsync(std::string account,
+                                                        TimePoint now) override;
   StoreStats stats() override;
 
   // The client of the store's own I/O thread (blocking calls, the registry channel's resync).

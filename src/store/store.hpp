@@ -168,6 +168,14 @@ class Store {
                                                                       TimePoint now) {
     co_return forgetSets(account, name_prefix, now);
   }
+  virtual boost::asio::awaitable<Result<std::vector<std::pair<std::string, Mark>>>> listMarksAsync(
+      std::string after, std::size_t limit, TimePoint now) {
+    co_return listMarks(after, limit, now);
+  }
+  virtual boost::asio::awaitable<Result<AccountView>> viewAsync(std::string account,
+                                                                TimePoint now) {
+    co_return view(account, now);
+  }
 
   // Writes everything pending (counters, sets) now; called on shutdown and by tests.
   virtual Result<void> flush() = 0;

@@ -1,7 +1,8 @@
 // admin_frozen_redis_test.cpp — black box: with state.backend = "redis" and Redis SIGSTOPped,
-// an unblock through the admin API (and one through the control socket) fails after
-// command_timeout_ms with a clear error, while the same event loop keeps answering /livez
-// within milliseconds: the handlers await the store instead of blocking the loop.
+// an unblock through the admin API, geoip-policyd's POST /remove and POST /query, and the
+// control socket's clear, list and show fail after command_timeout_ms with a clear error, while
+// the same event loop keeps answering /livez within milliseconds: the handlers await the store
+// instead of blocking the loop.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -12,6 +13,7 @@
 
 #include "support/daemon_process.hpp"
 #include "support/http_client.hpp"
+#include "support/mmdb.hpp"
 #include "support/redis.hpp"
 #include "support/temp_dir.hpp"
 
@@ -64,7 +66,11 @@ TEST(AdminApiFrozenRedis, AnUnblockFailsWith503AfterTheTimeoutWhileLivezKeepsAns
   RedisServer redis;
   TempDir dir;
   const auto config = (dir / "saslguard.toml").string();
+  const auto database = dir / "country.mmdb";
+  writeMmdb(database, defaultTestNetworks());
   std::ofstream(config) << "[admin]\nenabled = true\nlisten = \"127.0.0.1:0\"\n"
+                        << "[detectors.geo]\nenabled = true\ndatabase = \"" << database.string()
+                        << "\"\n"
                         << "[state]\nbackend = \"redis\"\n[redis]\nserver = \"127.0.0.1:"
                         << redis.port() << "\"\ncommand_timeout_ms = " << kCommandTimeoutMs
                         << "\nreconnect_min_ms = 20\nreconnect_max_ms = 200\n";
@@ -103,11 +109,36 @@ TEST(AdminApiFrozenRedis, AnUnblockFailsWith503AfterTheTimeoutWhileLivezKeepsAns
   const auto cleared_ms = msSince(started);
   EXPECT_EQ(cleared.exit_code, 1) << cleared.output;
 
+  // Reads too: geoip-policyd's POST /query (fails open as geoip-policyd did: result true, the
+  // error said) and the control socket's accounts show / list.
+  started = SteadyClock::now();
+  const auto queried =
+      httpJson(daemon.adminPort(), "POST", "/query",
+               R"({"key":"client","value":{"address":")" + std::string(kGbAddress) +
+                   R"(","sender":"mallory@example.org"}})");
+  const auto queried_ms = msSince(started);
+  EXPECT_EQ(queried.status, 202) << queried.body;
+  EXPECT_NE(queried.body.find(R"("error":{"message")"), std::string::npos) << queried.body;
+  EXPECT_LT(queried_ms, 2 * kCommandTimeoutMs + 1000);
+  started = SteadyClock::now();
+  const auto shown = runSaslguard(
+      {"accounts", "show", "mallory@example.org", "--config", config, "--state-dir", state_dir});
+  const auto shown_ms = msSince(started);
+  EXPECT_EQ(shown.exit_code, 1) << shown.output;
+  started = SteadyClock::now();
+  const auto listed =
+      runSaslguard({"accounts", "list", "--config", config, "--state-dir", state_dir});
+  const auto listed_ms = msSince(started);
+  EXPECT_EQ(listed.exit_code, 1) << listed.output;
+
   std::this_thread::sleep_for(50ms);
   probe.stop();
   std::cout << "[ frozen   ] unblock answered " << unblock.status << " after " << unblock_ms
             << " ms, POST /remove " << removed.status << " after " << removed_ms
             << " ms, accounts clear exit " << cleared.exit_code << " after " << cleared_ms
+            << " ms, POST /query " << queried.status << " after " << queried_ms
+            << " ms, accounts show exit " << shown.exit_code << " after " << shown_ms
+            << " ms, accounts list exit " << listed.exit_code << " after " << listed_ms
             << " ms; /livez answered " << probe.answers() << " times meanwhile, slowest "
             << probe.slowestMs() << " ms (command_timeout_ms " << kCommandTimeoutMs << ")\n";
   EXPECT_EQ(probe.failures(), 0);
