@@ -20,7 +20,7 @@ namespace {
 constexpr std::size_t kEvictionSample = 8;          // accounts compared per inline eviction
 constexpr std::size_t kEvictionSlotsScanned = 256;  // at most, looking for them
 constexpr std::size_t kSweepSlotsPerFlush = 2048;   // per shard and flush interval
-constexpr std::ptrdiff_t kViewAuditEntries = 200;   // newest audit entries view() returns
+constexpr std::size_t kViewAuditEntries = 200;      // newest audit entries view() returns
 
 // The later of two expiries, where none means "until cleared".
 std::optional<TimePoint> longerExpiry(const std::optional<TimePoint>& a,
@@ -536,15 +536,19 @@ Result<AccountView> EmbeddedStore::view(const std::string& account, TimePoint no
   if (!txn) return tl::unexpected(txn.error());
   auto cursor = lmdb::Cursor::open(*txn, audit_db_);
   if (!cursor) return tl::unexpected(cursor.error());
+  // The newest entries, read backwards from the end of the account's key range (keys sort by
+  // time): an account with a long history costs no more than one with kViewAuditEntries.
   const std::string prefix = codec::auditPrefix(account);
-  for (auto entry = cursor->seek(prefix);; entry = cursor->next()) {
+  std::string past_prefix = prefix;
+  past_prefix.back() = '\x01';  // the account's keys are "<account>\0<time><seq>"
+  auto entry = cursor->seek(past_prefix);
+  if (entry) entry = *entry ? cursor->prev() : cursor->last();
+  for (; view.audit.size() < kViewAuditEntries; entry = cursor->prev()) {
     if (!entry) return tl::unexpected(entry.error());
     if (!*entry || !(*entry)->first.starts_with(prefix)) break;
     if (auto audit = codec::decodeAudit((*entry)->second)) view.audit.push_back(std::move(*audit));
   }
-  if (view.audit.size() > kViewAuditEntries) {  // the newest ones
-    view.audit.erase(view.audit.begin(), view.audit.end() - kViewAuditEntries);
-  }
+  std::reverse(view.audit.begin(), view.audit.end());  // oldest first, as before
   return view;
 }
 

@@ -102,6 +102,8 @@ class Cursor {
   // The first entry whose key is >= key.
   Result<std::optional<Entry>> seek(std::string_view key);
   Result<std::optional<Entry>> next() { return move(nullptr, MDB_NEXT); }
+  Result<std::optional<Entry>> last() { return move(nullptr, MDB_LAST); }
+  Result<std::optional<Entry>> prev() { return move(nullptr, MDB_PREV); }
 
  private:
   Cursor(MDB_cursor* cursor, MDB_env* env) : cursor_(cursor), env_(env) {}
