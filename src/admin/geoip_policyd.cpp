@@ -289,6 +289,8 @@ class GeoipPolicydApi {
 
     bool reject = false;
     std::string error;
+    store::Batch batch;
+    batch.account = *account;
     if (query_records_) {
       // As a policy request would: recorded, may mark, may notify.
       auto reply = co_await runner_.run(policyAttributes(*sender, client));
@@ -296,23 +298,20 @@ class GeoipPolicydApi {
       reject = !reply->starts_with("action=DUNNO") && !reply->starts_with("action=OK") &&
                !reply->starts_with("action=INFO");
     } else {
-      store::Batch batch;
-      batch.account = *account;
       geo->plan(detector_context, batch);
-      auto mark = co_await context_->store->getMarkAsync(*account, now);
-      auto view = co_await context_->store->viewAsync(*account, now);
-      if (!mark || !view) {
-        error = !mark ? mark.error().message : view.error().message;
-      } else {
-        reject = mark->has_value();
-        const auto results = simulate(*view, batch, now);
-        const auto verdict =
-            geo->evaluate(detector_context, engine::DetectorResults{{}, std::span(results.sets)});
-        reject = reject || verdict.action != engine::Action::Dunno;
-      }
     }
-
+    // One read of the account (its live mark included); after a recorded query it shows what
+    // the query added.
     auto view = co_await context_->store->viewAsync(*account, now);
+    if (!view) {
+      error = view.error().message;
+    } else if (!query_records_) {
+      reject = view->mark.has_value();
+      const auto results = simulate(*view, batch, now);
+      const auto verdict =
+          geo->evaluate(detector_context, engine::DetectorResults{{}, std::span(results.sets)});
+      reject = reject || verdict.action != engine::Action::Dunno;
+    }
     json::object object{{"remote_addr", client},
                         {"policy_reject", reject},
                         {"whitelisted", !described.counted || described.trusted},

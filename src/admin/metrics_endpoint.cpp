@@ -113,7 +113,7 @@ const std::vector<RegroupedFamily>& regroupedFamilies() {
        "failed backend calls, timeouts included where the backend does not tell them apart",
        "backend",
        {{"dns", {"dns_failures_total", "dns_invalid_answers_total"}},
-        {"ldap", {"ldap_failures_total"}},
+        {"ldap", {"ldap_failures_total", "ldap_dropped_total"}},
         {"store", {"store_errors_total"}},
         {"eventlog", {"eventlog_write_errors_total"}},
         {"mail", {"mail_attempts_failed_total"}},

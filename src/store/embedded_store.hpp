@@ -27,8 +27,8 @@
 namespace saslguard::store {
 
 struct EmbeddedStoreOptions {
-  std::filesystem::path dir;     // created if missing; holds state.mdb, state.mdb-lock, state.lock
-  int flush_interval_ms = 500;   // counters and sets reach the disk at this pace
+  std::filesystem::path dir;    // created if missing; holds state.mdb, state.mdb-lock, state.lock
+  int flush_interval_ms = 500;  // counters and sets reach the disk at this pace
   std::int64_t max_accounts = 2'000'000;  // accounts held in memory at most (marked ones always)
   int idle_expiry_s = 172800;             // an unmarked account idle this long is forgotten
   std::int64_t map_size_mb = 4096;        // LMDB map size (state.lmdb_map_size_mb)
@@ -159,7 +159,9 @@ class EmbeddedStore final : public Store {
   RecordBatch journal_batch_;
   RecordBatch checkpoint_batch_;
   std::string key_scratch_;
-  std::uint64_t journal_seq_ = 1;    // of the next flush; journal keys are seq + account
+  std::uint64_t journal_seq_ = 1;  // of the next flush; journal keys are seq + account
+  std::chrono::steady_clock::time_point last_slow_flush_warning_{};
+  std::uint64_t slow_flushes_unreported_ = 0;
   int active_journal_ = 0;           // flushes append here; the other is empty or being folded
   std::uint64_t journal_bytes_ = 0;  // written to the active journal
   bool checkpointing_ = false;

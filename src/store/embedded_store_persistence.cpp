@@ -20,6 +20,7 @@
 namespace saslguard::store {
 namespace {
 
+constexpr auto kSlowFlushWarningEvery = std::chrono::seconds(30);
 constexpr std::size_t kRecordsPerTxn = 4096;          // bounds LMDB's dirty pages (and their cache)
 constexpr std::uint64_t kCheckpointBytes = 32 << 20;  // journal size that starts a checkpoint
 constexpr std::size_t kKeepBatchBytes = 8 << 20;      // buffer capacity kept between flushes
@@ -493,17 +494,25 @@ Result<void> EmbeddedStore::flushNow() {
     return folded;
   }
   // What a kill -9 loses is what changed since the last journal commit: a flush that takes
-  // half the interval or more widens that window, and the operator should hear of it.
-  const auto took = SteadyClock::now() - started;
-  if (took * 2 >= std::chrono::milliseconds(options_.flush_interval_ms)) {
-    using std::chrono::duration_cast;
-    using std::chrono::milliseconds;
-    spdlog::warn(
-        "state: slow flush: {} ms (journal of {} accounts {} ms, checkpoint step {} ms); a "
-        "crash now loses up to flush_interval_ms plus this",
-        duration_cast<milliseconds>(took).count(), journaled,
-        duration_cast<milliseconds>(journal_done - started).count(),
-        duration_cast<milliseconds>(SteadyClock::now() - journal_done).count());
+  // half the interval (and at least 100 ms) widens that window, and the operator should hear of
+  // it — once per kSlowFlushWarningEvery at most, with the count of the others.
+  using std::chrono::duration_cast;
+  using std::chrono::milliseconds;
+  const auto finished = SteadyClock::now();
+  const auto took = finished - started;
+  if (took >= std::max(milliseconds(options_.flush_interval_ms) / 2, milliseconds(100))) {
+    ++slow_flushes_unreported_;
+    if (finished - last_slow_flush_warning_ >= kSlowFlushWarningEvery) {
+      spdlog::warn(
+          "state: slow flush: {} ms (journal of {} accounts {} ms, checkpoint step {} ms), {} "
+          "slow flushes since the last warning; a crash now loses up to flush_interval_ms plus "
+          "this",
+          duration_cast<milliseconds>(took).count(), journaled,
+          duration_cast<milliseconds>(journal_done - started).count(),
+          duration_cast<milliseconds>(finished - journal_done).count(), slow_flushes_unreported_);
+      last_slow_flush_warning_ = finished;
+      slow_flushes_unreported_ = 0;
+    }
   }
   return {};
 }
