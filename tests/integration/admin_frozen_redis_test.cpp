@@ -9,7 +9,10 @@
 #include <atomic>
 #include <fstream>
 #include <iostream>
+#include <string>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include "support/daemon_process.hpp"
 #include "support/http_client.hpp"
@@ -28,6 +31,14 @@ constexpr int kCommandTimeoutMs = 1000;
 long long msSince(SteadyClock::time_point started) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(SteadyClock::now() - started)
       .count();
+}
+
+// What `call` answered, and how many milliseconds it took.
+template <class Call>
+auto timed(Call call) {
+  const auto started = SteadyClock::now();
+  auto answer = call();
+  return std::pair{std::move(answer), msSince(started)};
 }
 
 // Polls /livez until stopped; the slowest answer and how many there were.
@@ -86,10 +97,11 @@ TEST(AdminApiFrozenRedis, AnUnblockFailsWith503AfterTheTimeoutWhileLivezKeepsAns
   LivezProbe probe(daemon.adminPort());
   std::this_thread::sleep_for(50ms);
 
-  auto started = SteadyClock::now();
-  const auto unblock = httpJson(daemon.adminPort(), "POST", "/api/v1/unblock/mallory@example.org",
-                                R"({"reason":"false alarm"})");
-  const auto unblock_ms = msSince(started);
+  const auto port = daemon.adminPort();
+  const auto [unblock, unblock_ms] = timed([&] {
+    return httpJson(port, "POST", "/api/v1/unblock/mallory@example.org",
+                    R"({"reason":"false alarm"})");
+  });
   EXPECT_EQ(unblock.status, 503) << unblock.body;
   EXPECT_NE(unblock.body.find("clearing the mark"), std::string::npos) << unblock.body;
   // Within the call's deadline: command_timeout_ms, or sooner when the connection the call
@@ -97,38 +109,31 @@ TEST(AdminApiFrozenRedis, AnUnblockFailsWith503AfterTheTimeoutWhileLivezKeepsAns
   EXPECT_LT(unblock_ms, kCommandTimeoutMs + 500);
 
   // geoip-policyd's POST /remove and the control socket (saslguard accounts clear) likewise.
-  started = SteadyClock::now();
-  const auto removed = httpJson(daemon.adminPort(), "POST", "/remove",
-                                R"({"key":"sender","value":"mallory@example.org"})");
-  const auto removed_ms = msSince(started);
+  const auto [removed, removed_ms] = timed([&] {
+    return httpJson(port, "POST", "/remove", R"({"key":"sender","value":"mallory@example.org"})");
+  });
   EXPECT_EQ(removed.status, 500) << removed.body;
   EXPECT_NE(removed.body.find("state store"), std::string::npos) << removed.body;
-  started = SteadyClock::now();
-  const auto cleared = runSaslguard(
-      {"accounts", "clear", "mallory@example.org", "--config", config, "--state-dir", state_dir});
-  const auto cleared_ms = msSince(started);
+  const auto control = [&](std::vector<std::string> arguments) {
+    arguments.insert(arguments.end(), {"--config", config, "--state-dir", state_dir});
+    return timed([&] { return runSaslguard(arguments); });
+  };
+  const auto [cleared, cleared_ms] = control({"accounts", "clear", "mallory@example.org"});
   EXPECT_EQ(cleared.exit_code, 1) << cleared.output;
 
   // Reads too: geoip-policyd's POST /query (fails open as geoip-policyd did: result true, the
   // error said) and the control socket's accounts show / list.
-  started = SteadyClock::now();
-  const auto queried =
-      httpJson(daemon.adminPort(), "POST", "/query",
-               R"({"key":"client","value":{"address":")" + std::string(kGbAddress) +
-                   R"(","sender":"mallory@example.org"}})");
-  const auto queried_ms = msSince(started);
+  const auto [queried, queried_ms] = timed([&] {
+    return httpJson(port, "POST", "/query",
+                    R"({"key":"client","value":{"address":")" + std::string(kGbAddress) +
+                        R"(","sender":"mallory@example.org"}})");
+  });
   EXPECT_EQ(queried.status, 202) << queried.body;
   EXPECT_NE(queried.body.find(R"("error":{"message")"), std::string::npos) << queried.body;
   EXPECT_LT(queried_ms, 2 * kCommandTimeoutMs + 1000);
-  started = SteadyClock::now();
-  const auto shown = runSaslguard(
-      {"accounts", "show", "mallory@example.org", "--config", config, "--state-dir", state_dir});
-  const auto shown_ms = msSince(started);
+  const auto [shown, shown_ms] = control({"accounts", "show", "mallory@example.org"});
   EXPECT_EQ(shown.exit_code, 1) << shown.output;
-  started = SteadyClock::now();
-  const auto listed =
-      runSaslguard({"accounts", "list", "--config", config, "--state-dir", state_dir});
-  const auto listed_ms = msSince(started);
+  const auto [listed, listed_ms] = control({"accounts", "list"});
   EXPECT_EQ(listed.exit_code, 1) << listed.output;
 
   std::this_thread::sleep_for(50ms);
