@@ -141,8 +141,13 @@ SetResult DistinctSet::touch(std::string_view value, std::uint32_t ttl_s, std::i
     }
   }
   if (max_entries > 0 && members_.size() >= max_entries) {
-    auto oldest = std::min_element(members_.begin(), members_.end(),
-                                   [](auto& a, auto& b) { return a.last_seen_s < b.last_seen_s; });
+    // Ties go to the smallest text, as Redis's ZPOPMIN breaks them: both stores keep the same
+    // members. Rare (a full set), so comparing texts costs nothing that matters.
+    auto oldest = std::min_element(members_.begin(), members_.end(), [](auto& a, auto& b) {
+      if (a.last_seen_s != b.last_seen_s) return a.last_seen_s < b.last_seen_s;
+      SetValue::TextBuffer a_text, b_text;
+      return a.value.view(a_text) < b.value.view(b_text);
+    });
     oldest->value = SetValue(value);
     oldest->last_seen_s = toSeconds(now_s);
   } else {

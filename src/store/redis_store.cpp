@@ -123,7 +123,7 @@ local names_ttl_ms = 0
 
 -- sliding_window.cpp: buckets of g = window / buckets seconds, a count stays in the total while
 -- the current bucket index is below its index + span. Prunes (and reshapes after a settings
--- change); returns granularity, current index, live total.
+-- change); returns granularity, current index, live total, and whether the hash is new (empty).
 local function loadWindow(key, window, buckets)
   local g = math.max(1, math.floor(window / math.max(1, buckets)))
   local span = math.floor((window + g - 1) / g)
@@ -131,37 +131,50 @@ local function loadWindow(key, window, buckets)
   local oldest = index - span + 1
   local flat = redis.call('HGETALL', key)
   local sum = 0
-  if #flat > 0 then
-    local stored_g, stored_w = nil, nil
-    local counts = {}
-    for i = 1, #flat, 2 do
-      local field = flat[i]
-      if field == 'g' then stored_g = tonumber(flat[i + 1])
-      elseif field == 'w' then stored_w = tonumber(flat[i + 1])
-      else counts[tonumber(field)] = tonumber(flat[i + 1]) end
-    end
-    if stored_g ~= g or stored_w ~= window then
-      local moved = {}
-      for b, c in pairs(counts) do
-        local nb = math.floor(b * (stored_g or g) / g)
-        moved[nb] = (moved[nb] or 0) + c
-      end
-      redis.call('DEL', key)
-      local args = {'g', g, 'w', window}
-      for b, c in pairs(moved) do
-        args[#args + 1] = string.format('%d', b)
-        args[#args + 1] = string.format('%d', c)
-      end
-      redis.call('HSET', key, unpack(args))
-      counts = moved
-    end
-    local stale = {}
-    for b, c in pairs(counts) do
-      if b < oldest then stale[#stale + 1] = string.format('%d', b) else sum = sum + c end
-    end
-    if #stale > 0 then redis.call('HDEL', key, unpack(stale)) end
+  if #flat == 0 then return g, index, 0, true end
+  local stored_g, stored_w = nil, nil
+  local counts = {}
+  for i = 1, #flat, 2 do
+    local field = flat[i]
+    if field == 'g' then stored_g = tonumber(flat[i + 1])
+    elseif field == 'w' then stored_w = tonumber(flat[i + 1])
+    else counts[tonumber(field)] = tonumber(flat[i + 1]) end
   end
-  return g, index, sum
+  if stored_g ~= g or stored_w ~= window then
+    local moved = {}
+    for b, c in pairs(counts) do
+      local nb = math.floor(b * (stored_g or g) / g)
+      moved[nb] = (moved[nb] or 0) + c
+    end
+    redis.call('DEL', key)
+    local args = {'g', g, 'w', window}
+    for b, c in pairs(moved) do
+      args[#args + 1] = string.format('%d', b)
+      args[#args + 1] = string.format('%d', c)
+    end
+    redis.call('HSET', key, unpack(args))
+    counts = moved
+  end
+  local stale = {}
+  for b, c in pairs(counts) do
+    if b < oldest then stale[#stale + 1] = string.format('%d', b) else sum = sum + c end
+  end
+  if #stale > 0 then redis.call('HDEL', key, unpack(stale)) end
+  return g, index, sum, false
+end
+
+-- Every redis.call costs more than the command it runs (arguments and the reply cross into
+-- and out of Lua), so each request makes as few as it can: a window read once even when its
+-- group is checked first, and the names hash written once at the end.
+local loaded = {}
+local function window(op)
+  local w = loaded[op.key]
+  if not w then
+    local g, index, sum, fresh = loadWindow(op.key, op.window, op.buckets)
+    w = {g = g, index = index, sum = sum, fresh = fresh}
+    loaded[op.key] = w
+  end
+  return w
 end
 
 local ops = {}
@@ -175,24 +188,30 @@ end
 local blocked = {}
 for _, op in ipairs(ops) do
   if op.group > 0 and op.group <= 63 and op.below then
-    local _, _, sum = loadWindow(op.key, op.window, op.buckets)
-    if sum + op.amount >= op.below then blocked[op.group] = true end
+    if window(op).sum + op.amount >= op.below then blocked[op.group] = true end
   end
 end
 
+local names = {}
 local results = {0}
 for _, op in ipairs(ops) do
-  local g, index, sum = loadWindow(op.key, op.window, op.buckets)
-  local total = sum + op.amount
+  local w = window(op)
+  local total = w.sum + op.amount
   local below = op.below
   if op.group > 0 and op.group <= 63 and blocked[op.group] then below = 0 end
   local added = 0
   if op.amount > 0 and not (below and total >= below) then
-    redis.call('HSET', op.key, 'g', g, 'w', op.window)
-    redis.call('HINCRBY', op.key, string.format('%d', index), op.amount)
-    local ttl_ms = (op.window + g) * 1000
+    local bucket = string.format('%d', w.index)
+    if w.fresh then
+      redis.call('HSET', op.key, 'g', w.g, 'w', op.window, bucket, op.amount)
+    else
+      redis.call('HINCRBY', op.key, bucket, op.amount)
+    end
+    loaded[op.key] = nil  -- the same counter twice in a batch reads its own addition
+    local ttl_ms = (op.window + w.g) * 1000
     redis.call('PEXPIRE', op.key, ttl_ms)
-    redis.call('HSET', KEYS[4], 'c:' .. op.name, op.window)
+    names[#names + 1] = 'c:' .. op.name
+    names[#names + 1] = op.window
     names_ttl_ms = math.max(names_ttl_ms, ttl_ms)
     added = 1
   end
@@ -200,32 +219,42 @@ for _, op in ipairs(ops) do
   results[#results + 1] = added
 end
 
--- distinct_set.cpp: members scored by last seen (unix s), live while now - last seen < ttl.
+-- distinct_set.cpp: members scored by last seen (unix s), live while now - last seen < ttl; a
+-- full set gives its least recently seen member's place to a new value.
 local first_set = 7 + counters * 6
 for j = 1, sets do
   local a = first_set + (j - 1) * 3
   local key = KEYS[4 + counters + j]
   local name, value, ttl = ARGV[a + 1], ARGV[a + 2], tonumber(ARGV[a + 3])
   redis.call('ZREMRANGEBYSCORE', key, '-inf', now_s - ttl)
+  local count = redis.call('ZCARD', key)
   local inserted = 0
   if value ~= '' then
-    if not redis.call('ZSCORE', key, value) then
-      inserted = 1
-      if max_entries > 0 and redis.call('ZCARD', key) >= max_entries then
+    if max_entries > 0 and count >= max_entries then
+      if not redis.call('ZSCORE', key, value) then
         redis.call('ZPOPMIN', key, 1)
+        inserted = 1
       end
+      redis.call('ZADD', key, 'GT', now_s, value)
+    else
+      -- ZADD answers how many members it added: 1 for a new value, 0 for one it refreshed.
+      inserted = redis.call('ZADD', key, 'GT', now_s, value)
+      count = count + inserted
     end
-    redis.call('ZADD', key, 'GT', now_s, value)
     redis.call('PEXPIRE', key, ttl * 1000)
-    redis.call('HSET', KEYS[4], 's:' .. name, ttl)
+    names[#names + 1] = 's:' .. name
+    names[#names + 1] = ttl
     names_ttl_ms = math.max(names_ttl_ms, ttl * 1000)
   end
-  results[#results + 1] = redis.call('ZCARD', key)
+  results[#results + 1] = count
   results[#results + 1] = inserted
 end
 
-if names_ttl_ms > 0 and redis.call('PTTL', KEYS[4]) < names_ttl_ms then
-  redis.call('PEXPIRE', KEYS[4], names_ttl_ms)
+if #names > 0 then
+  redis.call('HSET', KEYS[4], unpack(names))
+  if names_ttl_ms > 0 and redis.call('PTTL', KEYS[4]) < names_ttl_ms then
+    redis.call('PEXPIRE', KEYS[4], names_ttl_ms)
+  end
 end
 return results
 )lua";

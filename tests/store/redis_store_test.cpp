@@ -1,8 +1,8 @@
 // redis_store_test.cpp — the Store on a real redis-server: the same batches give the same
-// answers as the embedded store (a seeded random sequence run on both), the registry with the
-// Abusix set (SREM unblocks, SADD blocks), exact counts from two stores in parallel and from
-// awaited calls on two io_contexts (each with its own client), NOSCRIPT
-// after a script flush, and a failure value when Redis is down.
+// answers as the embedded store (seeded random sequences run on both, full sets included), the
+// registry with the Abusix set (SREM unblocks, SADD blocks), exact counts from two stores in
+// parallel and from awaited calls on two io_contexts (each with its own client), NOSCRIPT after a
+// script flush, and a failure value when Redis is down.
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -56,49 +56,80 @@ CounterOp grouped(std::string name, std::uint64_t amount, std::uint32_t window_s
 
 using RedisStoreVsEmbedded = StoreTest;
 
+// Runs `steps` seeded random batches (from make_batch) on both stores at the same times and
+// compares every counter's and set's answer; returns how many steps agreed.
+template <typename MakeBatch>
+int compareRandomBatches(Store& redis, Store& embedded, int steps, MakeBatch make_batch) {
+  std::mt19937 random(20231114);
+  auto pick = [&](int bound) { return static_cast<int>(random() % static_cast<unsigned>(bound)); };
+  std::int64_t t = 0;
+  for (int step = 0; step < steps; ++step) {
+    t += pick(12);  // bursts and pauses, so buckets fill, slide out and sets expire
+    Batch b = make_batch(pick);
+    auto expected = embedded.execute(b, at(t));
+    auto got = redis.execute(b, at(t));
+    if (!expected || !got) {
+      ADD_FAILURE() << (expected ? got.error().message : expected.error().message);
+      return step;
+    }
+    EXPECT_FALSE(got->mark);
+    EXPECT_EQ(got->counters.size(), expected->counters.size());
+    EXPECT_EQ(got->sets.size(), expected->sets.size());
+    if (::testing::Test::HasFailure()) return step;
+    for (std::size_t i = 0; i < expected->counters.size(); ++i) {
+      EXPECT_EQ(got->counters[i].total, expected->counters[i].total)
+          << "step " << step << " t=" << t << " counter " << i << " " << b.counters[i].name;
+      EXPECT_EQ(got->counters[i].added, expected->counters[i].added)
+          << "step " << step << " t=" << t << " counter " << i << " " << b.counters[i].name;
+    }
+    for (std::size_t i = 0; i < expected->sets.size(); ++i) {
+      EXPECT_EQ(got->sets[i].count, expected->sets[i].count)
+          << "step " << step << " t=" << t << " set " << i << " " << b.sets[i].name;
+      EXPECT_EQ(got->sets[i].inserted, expected->sets[i].inserted)
+          << "step " << step << " t=" << t << " set " << i << " " << b.sets[i].name;
+    }
+    if (::testing::Test::HasFailure()) return step;
+  }
+  return steps;
+}
+
 TEST_F(RedisStoreVsEmbedded, RandomBatchesGetTheSameAnswers) {
   RedisServer server;
   auto redis = openRedisStore(server.port());
   auto embedded = open(options());
   ASSERT_TRUE(redis && embedded);
-
-  std::mt19937 random(20231114);
-  auto pick = [&](int bound) { return static_cast<int>(random() % static_cast<unsigned>(bound)); };
   const std::vector<std::string> accounts{"alice", "bob", "carol"};
   const std::vector<std::string> ips{"192.0.2.1", "192.0.2.2", "2001:db8::1", "198.51.100.7", ""};
-  std::int64_t t = 0;
-  int compared = 0;
-  for (int step = 0; step < 800; ++step) {
-    t += pick(12);  // bursts and pauses, so buckets fill, slide out and sets expire
-    Batch b =
-        batch(accounts[pick(3)],
-              {counter("sent", pick(4), 60, 6), counter("capped", 1, 120, 4, std::uint64_t{10}),
-               grouped("quota:day", 1 + pick(2), 300, 10, 15, 1),
-               grouped("quota:hour", 1 + pick(2), 60, 6, 8, 1)},
-              {touch("geo:ips", ips[pick(5)], 50), touch("geo:countries", "DE", 100)});
-    auto expected = embedded->execute(b, at(t));
-    auto got = redis->execute(b, at(t));
-    ASSERT_TRUE(expected) << expected.error().message;
-    ASSERT_TRUE(got) << got.error().message;
-    ASSERT_FALSE(got->mark);
-    ASSERT_EQ(got->counters.size(), expected->counters.size());
-    for (std::size_t i = 0; i < expected->counters.size(); ++i) {
-      EXPECT_EQ(got->counters[i].total, expected->counters[i].total)
-          << "step " << step << " t=" << t << " counter " << b.counters[i].name;
-      EXPECT_EQ(got->counters[i].added, expected->counters[i].added)
-          << "step " << step << " t=" << t << " counter " << b.counters[i].name;
-    }
-    ASSERT_EQ(got->sets.size(), expected->sets.size());
-    for (std::size_t i = 0; i < expected->sets.size(); ++i) {
-      EXPECT_EQ(got->sets[i].count, expected->sets[i].count)
-          << "step " << step << " t=" << t << " set " << b.sets[i].name;
-      EXPECT_EQ(got->sets[i].inserted, expected->sets[i].inserted)
-          << "step " << step << " t=" << t << " set " << b.sets[i].name;
-    }
-    if (HasFailure()) break;
-    ++compared;
-  }
-  EXPECT_EQ(compared, 800);
+  auto make_batch = [&](auto pick) {
+    return batch(accounts[pick(3)],
+                 {counter("sent", pick(4), 60, 6), counter("capped", 1, 120, 4, std::uint64_t{10}),
+                  grouped("quota:day", 1 + pick(2), 300, 10, 15, 1),
+                  grouped("quota:hour", 1 + pick(2), 60, 6, 8, 1)},
+                 {touch("geo:ips", ips[pick(5)], 50), touch("geo:countries", "DE", 100)});
+  };
+  EXPECT_EQ(compareRandomBatches(*redis, *embedded, 800, make_batch), 800);
+}
+
+// Full sets (a value replacing the least recently seen), and one counter named twice in a
+// batch (the second op sees the first one's addition), agree as well.
+TEST_F(RedisStoreVsEmbedded, FullSetsAndRepeatedCountersGetTheSameAnswers) {
+  RedisServer server;
+  auto redis_options = storeOptions(server.port());
+  redis_options.max_set_entries = 3;
+  auto redis = openRedisStore(redis_options);
+  auto embedded_options = options();
+  embedded_options.max_set_entries = 3;
+  auto embedded = open(embedded_options);
+  ASSERT_TRUE(redis && embedded);
+  const std::vector<std::string> ips{"192.0.2.1",    "192.0.2.2",    "192.0.2.3", "2001:db8::1",
+                                     "198.51.100.7", "198.51.100.8", ""};
+  auto make_batch = [&](auto pick) {
+    return batch(
+        pick(2) == 0 ? "alice" : "bob",
+        {counter("sent", 1 + pick(3), 60, 6), counter("sent", pick(3), 60, 6, std::uint64_t{20})},
+        {touch("geo:ips", ips[pick(7)], 40), touch("geo:ips2", ips[pick(7)], 90)});
+  };
+  EXPECT_EQ(compareRandomBatches(*redis, *embedded, 600, make_batch), 600);
 }
 
 TEST(RedisStore, RegistryFollowsTheCompromisedAcctsSet) {

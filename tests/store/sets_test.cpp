@@ -157,6 +157,19 @@ TEST_F(Sets, AFullSetReplacesItsLeastRecentlySeenEntry) {
   EXPECT_TRUE(touchOne(*store, "b", at(5)).inserted) << "b had made room";
 }
 
+TEST_F(Sets, AmongEquallyOldEntriesTheSmallestTextMakesRoom) {
+  auto o = options();
+  o.max_set_entries = 3;
+  auto store = open(o);
+  touchOne(*store, "b", at(0));
+  touchOne(*store, "a", at(0));
+  touchOne(*store, "c", at(0));
+  EXPECT_TRUE(touchOne(*store, "d", at(1)).inserted);  // a, b and c tie: a goes (as in Redis)
+  EXPECT_FALSE(touchOne(*store, "b", at(2)).inserted);
+  EXPECT_FALSE(touchOne(*store, "c", at(2)).inserted);
+  EXPECT_TRUE(touchOne(*store, "a", at(3)).inserted) << "a had made room";
+}
+
 TEST_F(Sets, CountersAndSetsOfOneBatchRunTogether) {
   auto store = open();
   auto result =
