@@ -4,7 +4,13 @@
 
 #include <spdlog/spdlog.h>
 
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/deferred.hpp>
+#include <boost/asio/experimental/parallel_group.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <boost/container/small_vector.hpp>
+#include <exception>
 
 #include "common/log.hpp"
 #include "common/strings.hpp"
@@ -145,17 +151,32 @@ boost::asio::awaitable<Lookups> Pipeline::lookups(const protocol::Request& reque
                                                   const Enrichers& enrichers,
                                                   bool detector_lookups) const {
   Lookups lookups;
+  auto identity = co_await mapIdentity(request, lookups);
+  if (!identity || !detector_lookups || !allow_.match(request, *identity).empty()) {
+    co_return lookups;
+  }
+  const DetectorContext context{request, *identity, now};
+  co_await detectorLookups(context, enrichers, lookups);
+  co_return lookups;
+}
+
+boost::asio::awaitable<std::optional<Identity>> Pipeline::mapIdentity(
+    const protocol::Request& request, Lookups& lookups) const {
   auto identity = identity_.resolve(request);
-  if (!identity) co_return lookups;
+  if (!identity) co_return std::nullopt;
   if (ldap_ != nullptr) {
     auto answer = ldap_->cached(identity->account);
     if (!answer) answer = co_await ldap_->map(identity->account);
     lookups.mapping = std::move(answer);
     lookups.failed = lookups.mapping->status == enrich::LdapStatus::kFailed;
-    if (applyMapping(*identity, &lookups) != Mapping::kOk) co_return lookups;
+    if (applyMapping(*identity, &lookups) != Mapping::kOk) co_return std::nullopt;
   }
-  if (!detector_lookups || !allow_.match(request, *identity).empty()) co_return lookups;
-  const DetectorContext context{request, *identity, now};
+  co_return identity;
+}
+
+boost::asio::awaitable<void> Pipeline::detectorLookups(const DetectorContext& context,
+                                                       const Enrichers& enrichers,
+                                                       Lookups& lookups) const {
   for (std::size_t i = 0; i < detectors_.size(); ++i) {
     const auto& detector = *detectors_[i].detector;
     if (!detector.wantsLookup(context)) continue;
@@ -163,7 +184,6 @@ boost::asio::awaitable<Lookups> Pipeline::lookups(const protocol::Request& reque
     lookups.failed = lookups.failed || verdict.lookup_failed;
     lookups.verdicts.emplace_back(i, std::move(verdict));
   }
-  co_return lookups;
 }
 
 struct Pipeline::InProgress {
@@ -204,6 +224,43 @@ boost::asio::awaitable<Action> Pipeline::decideAsync(const protocol::Request& re
   if (auto answered = plan(request, now, reply, lookups, work)) co_return *answered;
   // The batch is not needed after the call: the detectors' results are found by position.
   auto state = co_await redis_->executeAsync(std::move(work.batch), now);
+  co_return co_await finishAsync(request, now, reply, lookups, work, state);
+}
+
+boost::asio::awaitable<Action> Pipeline::lookUpAndDecideAsync(const protocol::Request& request,
+                                                              TimePoint now, std::string& reply,
+                                                              const Enrichers& enrichers,
+                                                              bool detector_lookups,
+                                                              Lookups& lookups) const {
+  namespace asio = boost::asio;
+  // The mapping first: it names the account the store call is about.
+  co_await mapIdentity(request, lookups);
+  InProgress work;
+  if (auto answered = plan(request, now, reply, &lookups, work)) co_return *answered;
+  if (!detector_lookups) {
+    auto state = co_await redis_->executeAsync(std::move(work.batch), now);
+    co_return co_await finishAsync(request, now, reply, &lookups, work, state);
+  }
+  // Both on this connection's executor (one thread): they interleave, never run in parallel,
+  // so writing `lookups` and the store's state needs no lock. Both always complete: DNS and
+  // the store each have their own timeout.
+  const DetectorContext context{request, *work.identity, now};
+  const auto executor = co_await asio::this_coro::executor;
+  auto both =
+      co_await asio::experimental::make_parallel_group(
+          asio::co_spawn(executor, redis_->executeAsync(std::move(work.batch), now),
+                         asio::deferred),
+          asio::co_spawn(executor, detectorLookups(context, enrichers, lookups), asio::deferred))
+          .async_wait(asio::experimental::wait_for_all(), asio::use_awaitable);
+  if (auto failure = std::get<1>(both)) std::rethrow_exception(failure);
+  if (auto failure = std::get<3>(both)) std::rethrow_exception(failure);
+  co_return co_await finishAsync(request, now, reply, &lookups, work, std::get<2>(both));
+}
+
+boost::asio::awaitable<Action> Pipeline::finishAsync(const protocol::Request& request,
+                                                     TimePoint now, std::string& reply,
+                                                     const Lookups* lookups, InProgress& work,
+                                                     Result<store::BatchResult>& state) const {
   if (auto answered = evaluate(request, reply, lookups, work, state)) co_return *answered;
   const auto outcome =
       co_await redis_->markAsync(work.identity->account, markFor(*work.marking, now), now);

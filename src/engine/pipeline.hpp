@@ -2,7 +2,8 @@
 // identity → allow lists → compromise registry + detector state (one store call) → detectors →
 // most severe verdict → mark → reply. Detectors that wait for the network (DNS) run their
 // lookups() first, awaited by the connection; so is the store call when the store is Redis
-// (decideAsync). A Pipeline is immutable; a reload builds a new one.
+// (decideAsync), and then both run at once (lookUpAndDecideAsync). A Pipeline is immutable; a
+// reload builds a new one.
 #pragma once
 
 #include <boost/asio/awaitable.hpp>
@@ -92,6 +93,14 @@ class Pipeline {
   boost::asio::awaitable<Action> decideAsync(const protocol::Request& request, TimePoint now,
                                              std::string& reply,
                                              const Lookups* lookups = nullptr) const;
+  // lookups() and decideAsync() in one, for a store on the network: the detectors' lookups
+  // (DNS) run while the store's round trip is under way, so the request waits for the slower
+  // of the two instead of both in turn. `lookups` receives what lookups() would have returned.
+  boost::asio::awaitable<Action> lookUpAndDecideAsync(const protocol::Request& request,
+                                                      TimePoint now, std::string& reply,
+                                                      const Enrichers& enrichers,
+                                                      bool detector_lookups,
+                                                      Lookups& lookups) const;
 
   const config::Settings& settings() const { return *settings_; }
   const config::SettingsPtr& settingsPtr() const { return settings_; }
@@ -121,6 +130,17 @@ class Pipeline {
   std::optional<Action> evaluate(const protocol::Request& request, std::string& reply,
                                  const Lookups* lookups, InProgress& work,
                                  Result<store::BatchResult>& state) const;
+  // The LDAP part of lookups(): the identity, mapped (nullopt: unauthenticated, or not mapped).
+  boost::asio::awaitable<std::optional<Identity>> mapIdentity(const protocol::Request& request,
+                                                              Lookups& lookups) const;
+  // The detectors' part of lookups(), for a mapped identity.
+  boost::asio::awaitable<void> detectorLookups(const DetectorContext& context,
+                                               const Enrichers& enrichers, Lookups& lookups) const;
+  // decideAsync() after the store call: evaluate, await a new mark, conclude.
+  boost::asio::awaitable<Action> finishAsync(const protocol::Request& request, TimePoint now,
+                                             std::string& reply, const Lookups* lookups,
+                                             InProgress& work,
+                                             Result<store::BatchResult>& state) const;
   // The rest of step 5 once the mark (if any) was recorded.
   Action conclude(const protocol::Request& request, std::string& reply, InProgress& work) const;
   store::Mark markFor(const Verdict& verdict, TimePoint now) const;

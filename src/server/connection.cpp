@@ -110,6 +110,13 @@ asio::awaitable<void> Connection::run() {
         const auto pipeline = worker_.pipeline;
         const auto now = Clock::now();
         engine::Lookups lookups;
+        if (needs_lookups_ && pipeline->awaitsStore()) {
+          const auto action = co_await pipeline->lookUpAndDecideAsync(
+              request_, now, output_, worker_.enrichersFor(*pipeline), detector_lookups_, lookups);
+          if (lookups.failed) looked_up_instance_.clear();  // the next RCPT tries again
+          metrics::countReply(request_, action, parsed_at_);
+          continue;
+        }
         if (needs_lookups_) {
           lookups = co_await pipeline->lookups(request_, now, worker_.enrichersFor(*pipeline),
                                                detector_lookups_);

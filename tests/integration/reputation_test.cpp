@@ -2,7 +2,7 @@
 // rbldnsd serving Abusix-shaped zones under an API-key label: listings of the client address
 // and of the hashed recipient mark the account, the registry answers afterwards without a
 // lookup, the hook runs, the self-test guards the start, and DNS failures answer by the
-// configured failure action.
+// configured failure action; on a Redis store the same, with DNS and Redis awaited at once.
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -13,6 +13,7 @@
 #include "enrich/dns.hpp"
 #include "support/daemon_process.hpp"
 #include "support/rbldnsd.hpp"
+#include "support/redis.hpp"
 #include "support/smtp_sink.hpp"
 #include "support/temp_dir.hpp"
 
@@ -63,6 +64,7 @@ struct ReputationSetup {
   std::string state = (dir / "state").string();
   std::string hook_output = (dir / "hook.env").string();
   std::string hook = (dir / "hook.sh").string();
+  std::string dns_timing = "timeout_ms = 300\ntries = 2\n";
   int starts = 0;
 
   std::unique_ptr<DaemonProcess> start(const std::string& dns_server, const std::string& extra,
@@ -70,9 +72,9 @@ struct ReputationSetup {
     std::ofstream(hook) << "#!/bin/sh\nenv > \"$1.tmp\" && mv \"$1.tmp\" \"$1\"\n";
     ::chmod(hook.c_str(), 0755);
     const auto config = (dir / "saslguard.toml").string();
-    std::ofstream(config) << "[dns]\nservers = [\"" << dns_server
-                          << "\"]\ntimeout_ms = 300\ntries = 2\n\n[notify]\nhook_command = [\""
-                          << hook << "\", \"" << hook_output << "\"]\n"
+    std::ofstream(config) << "[dns]\nservers = [\"" << dns_server << "\"]\n"
+                          << dns_timing << "\n[notify]\nhook_command = [\"" << hook << "\", \""
+                          << hook_output << "\"]\n"
                           << notify_extra
                           << "\n[detectors.reputation]\nenabled = true\npreset = "
                              "\"abusix\"\napi_key = \""
@@ -226,6 +228,72 @@ TEST(ReputationDaemon, DnsFailuresAnswerTheFailureActionAndNeverHang) {
                          "failed: timeout (answering DEFER)"))
       << daemon->log();
   EXPECT_EQ(daemon->log().find(kKey), std::string::npos) << "the API key was logged";
+}
+
+std::string redisState(unsigned short port, int command_timeout_ms = 1000) {
+  return "[state]\nbackend = \"redis\"\nfailure_action = \"DEFER\"\n[redis]\nserver = "
+         "\"127.0.0.1:" +
+         std::to_string(port) + "\"\ncommand_timeout_ms = " + std::to_string(command_timeout_ms) +
+         "\n";
+}
+
+// With Redis the lookups and the store's round trip run at once: the verdicts still meet the
+// store's answer, and marks land in the shared registry set.
+TEST(ReputationDaemon, OnRedisListingsMarkTheAccountInTheSharedRegistry) {
+  Rbldnsd dns(abusixZones());
+  RedisServer redis;
+  ReputationSetup setup;
+  auto daemon = setup.start(dns.server(), "action = \"REJECT\"\n" + redisState(redis.port()));
+  ASSERT_TRUE(daemon->ready()) << daemon->log();
+  auto client = PolicyClient::connectTcp(daemon->port());
+  ASSERT_TRUE(client);
+  const std::string rejected =
+      "action=REJECT 5.7.1 Sending from this account is blocked; contact your support";
+
+  EXPECT_EQ(client->ask(rcpt("alice@example.org", kCleanIp, "bob@example.com", "m1")),
+            "action=DUNNO");
+  EXPECT_EQ(client->ask(rcpt("eve@example.org", kListedIp, "bob@example.com", "m2")), rejected);
+  EXPECT_EQ(redis.query({"SISMEMBER", "compromised_accts", "eve@example.org"}), "(integer) 1");
+  // The registry answers the next message without a lookup (from a clean address now).
+  EXPECT_EQ(client->ask(rcpt("eve@example.org", kCleanIp, "bob@example.com", "m3")),
+            "action=REJECT 5.7.1 This account is blocked; contact your support");
+  EXPECT_EQ(client->ask(rcpt("mallory@example.org", kCleanIp, kBadRecipient, "m4")), rejected);
+  EXPECT_EQ(redis.query({"SISMEMBER", "compromised_accts", "mallory@example.org"}), "(integer) 1");
+  EXPECT_EQ(redis.query({"SISMEMBER", "compromised_accts", "alice@example.org"}), "(integer) 0");
+  const auto mark = redis.query({"HGET", "{saslguard:mallory@example.org}:mark", "evidence"});
+  ASSERT_TRUE(mark);
+  EXPECT_NE(mark->find(enrich::sha1Hex(kBadRecipient)), std::string::npos) << *mark;
+  EXPECT_EQ(counter(setup.state, "reputation_lookups_total"), 5u)
+      << "m1 and m4: address and recipient; m2: the listed address; m3: none (the registry)";
+}
+
+// DNS silent and Redis stopped: the request waits for one timeout, not for both in turn.
+TEST(ReputationDaemon, OnRedisAHungResolverAndAHungStoreCostOneTimeoutNotTwo) {
+  SilentUdpPort silent;
+  RedisServer redis;
+  ReputationSetup setup;
+  setup.dns_timing = "timeout_ms = 1500\ntries = 1\n";
+  auto daemon =
+      setup.start(silent.server(), "self_test = \"off\"\naction = \"REJECT\"\n" +
+                                       redisState(redis.port(), 1500) + "pool_size = 1\n");
+  ASSERT_TRUE(daemon->ready()) << daemon->log();
+  auto client = PolicyClient::connectTcp(daemon->port());
+  ASSERT_TRUE(client);
+  // This worker's one Redis connection is made first (a request that looks nothing up), so the
+  // stopped server costs the command timeout, not the shorter connect timeout.
+  EXPECT_EQ(client->ask(postfixRequest("gina@example.org", kCleanIp, "END-OF-MESSAGE")),
+            "action=DUNNO");
+  redis.pause();
+  const auto started = std::chrono::steady_clock::now();
+  const auto reply = client->ask(rcpt("gina@example.org", kCleanIp, "bob@example.com", "m1"));
+  const auto elapsed = std::chrono::steady_clock::now() - started;
+  redis.resume();
+  ASSERT_TRUE(reply);
+  EXPECT_EQ(reply->substr(0, 12), "action=DEFER") << *reply;
+  EXPECT_GE(elapsed, 1400ms) << "answered before either timeout";
+  EXPECT_LT(elapsed, 2700ms) << "the lookup and the store call were waited for in turn";
+  // Without them at once: 1.5 s for DNS, then 1.5 s for Redis.
+  EXPECT_TRUE(daemon->waitForLog("reputation lookup of the client-ip")) << daemon->log();
 }
 
 TEST(ReputationDaemon, TheSelfTestRefusesToStartWhenTheTestPointIsNotListed) {
