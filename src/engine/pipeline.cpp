@@ -252,6 +252,8 @@ boost::asio::awaitable<Action> Pipeline::lookUpAndDecideAsync(const protocol::Re
                          asio::deferred),
           asio::co_spawn(executor, detectorLookups(context, enrichers, lookups), asio::deferred))
           .async_wait(asio::experimental::wait_for_all(), asio::use_awaitable);
+  // Neither throws short of a bug or exhausted memory; then the connection ends (the store's
+  // change, already made, stays, as when a reply cannot be written).
   if (auto failure = std::get<1>(both)) std::rethrow_exception(failure);
   if (auto failure = std::get<3>(both)) std::rethrow_exception(failure);
   co_return co_await finishAsync(request, now, reply, &lookups, work, std::get<2>(both));

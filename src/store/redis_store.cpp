@@ -169,9 +169,9 @@ end
 local loaded = {}
 local function window(op)
   local w = loaded[op.key]
-  if not w then
+  if not w or w.window ~= op.window or w.buckets ~= op.buckets then
     local g, index, sum, fresh = loadWindow(op.key, op.window, op.buckets)
-    w = {g = g, index = index, sum = sum, fresh = fresh}
+    w = {g = g, index = index, sum = sum, fresh = fresh, window = op.window, buckets = op.buckets}
     loaded[op.key] = w
   end
   return w

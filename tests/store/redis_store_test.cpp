@@ -132,6 +132,33 @@ TEST_F(RedisStoreVsEmbedded, FullSetsAndRepeatedCountersGetTheSameAnswers) {
   EXPECT_EQ(compareRandomBatches(*redis, *embedded, 600, make_batch), 600);
 }
 
+// A full set whose oldest entries were last seen in the same second: both stores let the
+// smallest text make room (Redis's ZPOPMIN order), so they keep the same members.
+TEST_F(RedisStoreVsEmbedded, EquallyOldEntriesMakeRoomInTheSameOrder) {
+  RedisServer server;
+  auto redis_options = storeOptions(server.port());
+  redis_options.max_set_entries = 3;
+  auto redis = openRedisStore(redis_options);
+  auto embedded_options = options();
+  embedded_options.max_set_entries = 3;
+  auto embedded = open(embedded_options);
+  ASSERT_TRUE(redis && embedded);
+  const std::vector<std::pair<std::string, std::int64_t>> touches{
+      {"b", 0}, {"a", 0}, {"c", 0}, {"d", 1}, {"b", 2}, {"c", 2}, {"a", 3}, {"d", 3}};
+  std::string inserted_redis, inserted_embedded;
+  for (const auto& [value, t] : touches) {
+    const auto b = batch("alice", {}, {touch("geo:ips", value, 100)});
+    auto got = redis->execute(b, at(t));
+    auto expected = embedded->execute(b, at(t));
+    ASSERT_TRUE(got && expected);
+    inserted_redis += got->sets[0].inserted ? value : "-";
+    inserted_embedded += expected->sets[0].inserted ? value : "-";
+  }
+  // d takes a's place (a, b and c tie); a comes back in d's place at 3 (d, at 1, is the oldest).
+  EXPECT_EQ(inserted_embedded, "bacd--ad");
+  EXPECT_EQ(inserted_redis, inserted_embedded);
+}
+
 TEST(RedisStore, RegistryFollowsTheCompromisedAcctsSet) {
   RedisServer server;
   auto store = openRedisStore(server.port());
