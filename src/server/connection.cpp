@@ -110,25 +110,24 @@ asio::awaitable<void> Connection::run() {
         const auto pipeline = worker_.pipeline;
         const auto now = Clock::now();
         engine::Lookups lookups;
-        if (needs_lookups_ && pipeline->awaitsStore()) {
-          const auto action = co_await pipeline->lookUpAndDecideAsync(
-              request_, now, output_, worker_.enrichersFor(*pipeline), detector_lookups_, lookups);
-          if (lookups.failed) looked_up_instance_.clear();  // the next RCPT tries again
-          metrics::countReply(request_, action, parsed_at_);
-          continue;
-        }
-        if (needs_lookups_) {
-          lookups = co_await pipeline->lookups(request_, now, worker_.enrichersFor(*pipeline),
-                                               detector_lookups_);
-          if (lookups.failed) looked_up_instance_.clear();  // the next RCPT tries again
-        }
         const auto* looked_up = needs_lookups_ ? &lookups : nullptr;
         auto action = engine::Action::Dunno;
-        if (pipeline->awaitsStore()) {
-          action = co_await pipeline->decideAsync(request_, now, output_, looked_up);
+        if (needs_lookups_ && pipeline->awaitsStore()) {
+          // Redis: the lookups and the store's round trip at once.
+          action = co_await pipeline->lookUpAndDecideAsync(
+              request_, now, output_, worker_.enrichersFor(*pipeline), detector_lookups_, lookups);
         } else {
-          action = pipeline->decide(request_, now, output_, looked_up);
+          if (needs_lookups_) {
+            lookups = co_await pipeline->lookups(request_, now, worker_.enrichersFor(*pipeline),
+                                                 detector_lookups_);
+          }
+          if (pipeline->awaitsStore()) {
+            action = co_await pipeline->decideAsync(request_, now, output_, looked_up);
+          } else {
+            action = pipeline->decide(request_, now, output_, looked_up);
+          }
         }
+        if (lookups.failed) looked_up_instance_.clear();  // the next RCPT tries again
         metrics::countReply(request_, action, parsed_at_);
       }
       if (consumed > 0) {

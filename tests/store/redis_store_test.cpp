@@ -54,7 +54,23 @@ CounterOp grouped(std::string name, std::uint64_t amount, std::uint32_t window_s
   return op;
 }
 
-using RedisStoreVsEmbedded = StoreTest;
+// Both stores' sets hold at most this many entries in the tests of full sets.
+constexpr std::uint32_t kSmallSetCap = 3;
+
+RedisStoreOptions cappedRedisOptions(unsigned short port) {
+  auto capped = storeOptions(port);
+  capped.max_set_entries = kSmallSetCap;
+  return capped;
+}
+
+class RedisStoreVsEmbedded : public StoreTest {
+ protected:
+  EmbeddedStoreOptions cappedEmbeddedOptions() {
+    auto capped = options();
+    capped.max_set_entries = kSmallSetCap;
+    return capped;
+  }
+};
 
 // Runs `steps` seeded random batches (from make_batch) on both stores at the same times and
 // compares every counter's and set's answer; returns how many steps agreed.
@@ -114,12 +130,8 @@ TEST_F(RedisStoreVsEmbedded, RandomBatchesGetTheSameAnswers) {
 // batch (the second op sees the first one's addition), agree as well.
 TEST_F(RedisStoreVsEmbedded, FullSetsAndRepeatedCountersGetTheSameAnswers) {
   RedisServer server;
-  auto redis_options = storeOptions(server.port());
-  redis_options.max_set_entries = 3;
-  auto redis = openRedisStore(redis_options);
-  auto embedded_options = options();
-  embedded_options.max_set_entries = 3;
-  auto embedded = open(embedded_options);
+  auto redis = openRedisStore(cappedRedisOptions(server.port()));
+  auto embedded = open(cappedEmbeddedOptions());
   ASSERT_TRUE(redis && embedded);
   const std::vector<std::string> ips{"192.0.2.1",    "192.0.2.2",    "192.0.2.3", "2001:db8::1",
                                      "198.51.100.7", "198.51.100.8", ""};
@@ -136,12 +148,8 @@ TEST_F(RedisStoreVsEmbedded, FullSetsAndRepeatedCountersGetTheSameAnswers) {
 // smallest text make room (Redis's ZPOPMIN order), so they keep the same members.
 TEST_F(RedisStoreVsEmbedded, EquallyOldEntriesMakeRoomInTheSameOrder) {
   RedisServer server;
-  auto redis_options = storeOptions(server.port());
-  redis_options.max_set_entries = 3;
-  auto redis = openRedisStore(redis_options);
-  auto embedded_options = options();
-  embedded_options.max_set_entries = 3;
-  auto embedded = open(embedded_options);
+  auto redis = openRedisStore(cappedRedisOptions(server.port()));
+  auto embedded = open(cappedEmbeddedOptions());
   ASSERT_TRUE(redis && embedded);
   const std::vector<std::pair<std::string, std::int64_t>> touches{
       {"b", 0}, {"a", 0}, {"c", 0}, {"d", 1}, {"b", 2}, {"c", 2}, {"a", 3}, {"d", 3}};
